@@ -1,0 +1,43 @@
+"""Batch policy of the model service: when BentoML's adaptive batcher releases a batch.
+
+BentoML's dispatcher learns how long to hold requests back from the average
+wait of recent batches. After a burst that average is large (requests queued
+behind running batches), and since each held request feeds its own wait back
+into the average, a lone client afterwards keeps waiting for batches that no
+longer come (measured: 4 req/s instead of 26 for one client after a burst).
+
+On a CPU the model runs one batch at a time, so holding requests while it is
+idle only adds latency: batches form by themselves from what queues up while
+the previous batch runs. The policy here caps the learned wait at
+`BATCH_WAIT_MS` (default 0: dispatch as soon as the model is free).
+
+BentoML (pinned in requirements.txt) exposes no setting for this, so the
+dispatcher's optimizer class is replaced before the service app creates its
+dispatchers. `tests/test_batching.py` checks the behaviour end to end.
+"""
+
+from __future__ import annotations
+
+from bentoml._internal.marshal import dispatcher as _dispatcher
+
+_OriginalOptimizer = _dispatcher.Optimizer
+
+
+class BoundedWaitOptimizer(_OriginalOptimizer):
+    """BentoML's optimizer whose learned wait never exceeds `max_wait_s`."""
+
+    max_wait_s: float = 0.0
+
+    @property
+    def wait(self) -> float:
+        return self._wait
+
+    @wait.setter
+    def wait(self, value: float) -> None:
+        self._wait = min(max(0.0, value), self.max_wait_s)
+
+
+def install_batch_policy(max_wait_ms: float) -> None:
+    """Make every dispatcher created from now on use the bounded wait."""
+    BoundedWaitOptimizer.max_wait_s = max_wait_ms / 1000.0
+    _dispatcher.Optimizer = BoundedWaitOptimizer

@@ -1,0 +1,175 @@
+"""Running the classifier on a batch of texts, as cheaply as the CPU allows.
+
+Stages inside one batch: tokenize (no padding) -> sort by token length ->
+split into groups bounded in texts and padded tokens -> pad each group only to
+its own longest text -> forward pass under `torch.inference_mode` -> softmax in
+label-id order, put back in input order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def available_cpus() -> int:
+    """Cores this process may really use: CPU affinity, capped by a cgroup CPU quota."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    try:  # cgroup v2
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v1
+        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+
+
+def configure_torch_threads(requested: int = 0, processes_sharing: int = 1) -> int:
+    """Set torch's intra-op threads to this process's share of the cores.
+
+    BentoML's new-style services set no OMP_NUM_THREADS, so without this torch
+    would start one thread per host core in every worker and oversubscribe.
+    """
+    threads = requested or max(1, available_cpus() // max(1, processes_sharing))
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # only settable before first parallel work
+        torch.set_num_interop_threads(1)
+    return threads
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def plan_groups(
+    lengths: Sequence[int], max_texts: int, max_tokens: int
+) -> list[list[int]]:
+    """Indices sorted by length, cut into groups that waste little padding.
+
+    A group closes when adding the next (longer) text would exceed `max_texts`
+    or make the padded size (count x longest) exceed `max_tokens`.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = lengths[i]  # sorted ascending, so the newcomer is the longest
+        if current and (len(current) >= max_texts or (len(current) + 1) * longest > max_tokens):
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
+
+
+@dataclass
+class BatchStats:
+    """What one call of `predict_proba` did, for metrics."""
+
+    texts: int = 0
+    tokens: int = 0  # real tokens, special tokens included
+    padded_tokens: int = 0  # tokens fed to the model, padding included
+    groups: int = 0
+    tokenize_s: float = 0.0
+    infer_s: float = 0.0
+
+
+@dataclass
+class Classifier:
+    """A sequence classifier loaded from a `save_pretrained` directory."""
+
+    path: str
+    precision: str = "fp32"
+    max_length: int = 512
+    group_max_texts: int = 32
+    group_max_tokens: int = 8192
+    model: torch.nn.Module = field(init=False, repr=False)
+    tokenizer: object = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.precision == "bf16" and not cpu_supports_bf16():
+            logger.warning("bf16 requested but this CPU has no AVX512-BF16/AMX: using fp32")
+            self.precision = "fp32"
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        model = AutoModelForSequenceClassification.from_pretrained(self.path)
+        model.eval()
+        if self.precision == "int8":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _padded(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        longest = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), longest), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), longest), dtype=torch.long)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    def groups(self, ids: list[list[int]]) -> Iterator[list[int]]:
+        yield from plan_groups([len(x) for x in ids], self.group_max_texts, self.group_max_tokens)
+
+    def predict_proba(self, texts: Sequence[str], stats: BatchStats | None = None) -> list[list[float]]:
+        """Softmax scores in label-id order, one row per text, in input order."""
+        stats = stats if stats is not None else BatchStats()
+        if not texts:
+            return []
+        t0 = time.perf_counter()
+        ids = self.tokenizer(
+            list(texts), truncation=True, max_length=self.max_length, add_special_tokens=True
+        )["input_ids"]
+        t1 = time.perf_counter()
+        out: list[list[float]] = [[] for _ in texts]
+        with torch.inference_mode(), self._autocast():
+            for group in self.groups(ids):
+                batch = self._padded([ids[i] for i in group])
+                logits = self.model(**batch).logits
+                probs = torch.softmax(logits.float(), dim=-1).tolist()
+                for i, row in zip(group, probs):
+                    out[i] = row
+                stats.groups += 1
+                stats.padded_tokens += batch["input_ids"].numel()
+        stats.texts += len(texts)
+        stats.tokens += sum(len(x) for x in ids)
+        stats.tokenize_s += t1 - t0
+        stats.infer_s += time.perf_counter() - t1
+        return out

@@ -1,0 +1,88 @@
+"""Every Prometheus series the service adds to BentoML's own `bentoml_service_*`.
+
+`bentoml serve` shares one multiprocess directory between all its processes, so
+series recorded in the model service show up on the public `/metrics` too.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_SIZE_BUCKETS = (64, 256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_TOKEN_BUCKETS = (16, 64, 256, 1024, 4096, 16_384, 65_536)
+_FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+# --- request path (public service) ---------------------------------------
+STAGE_SECONDS = Histogram(
+    name="sentiment_stage_duration_seconds",
+    documentation="Time spent in each stage of POST /predict",
+    labelnames=["stage"],
+    buckets=_FAST_BUCKETS,
+)
+MODEL_TEXTS = Counter(
+    name="sentiment_model_texts",
+    documentation="Texts the public service sent to the model service (cache misses, after coalescing)",
+)
+REQUEST_BYTES = Histogram(
+    name="sentiment_request_size_bytes",
+    documentation="HTTP request body size",
+    labelnames=["endpoint"],
+    buckets=_SIZE_BUCKETS,
+)
+RESPONSE_BYTES = Histogram(
+    name="sentiment_response_size_bytes",
+    documentation="HTTP response body size",
+    labelnames=["endpoint"],
+    buckets=_SIZE_BUCKETS,
+)
+
+# --- prediction cache -----------------------------------------------------
+CACHE_LOOKUPS = Counter(
+    name="sentiment_cache_lookups",
+    documentation="Texts looked up in the prediction cache, by result",
+    labelnames=["backend", "result"],
+)
+CACHE_ERRORS = Counter(
+    name="sentiment_cache_errors",
+    documentation="Cache operations that failed (timeout, connection, corrupt value) or were skipped by the open circuit breaker",
+    labelnames=["backend", "kind"],
+)
+CACHE_COALESCED = Counter(
+    name="sentiment_cache_coalesced_texts",
+    documentation="Texts answered by waiting on an identical text already being computed",
+)
+REDIS_SECONDS = Histogram(
+    name="sentiment_redis_roundtrip_seconds",
+    documentation="Redis round-trip latency",
+    labelnames=["op"],
+    buckets=_FAST_BUCKETS,
+)
+REDIS_BYTES = Counter(
+    name="sentiment_redis_bytes",
+    documentation="Payload bytes sent to / received from Redis (keys and values)",
+    labelnames=["direction"],
+)
+CACHE_ENTRIES = Gauge(
+    name="sentiment_cache_memory_entries",
+    documentation="Entries in the embedded in-process cache",
+    multiprocess_mode="livesum",
+)
+
+# --- model service ----------------------------------------------------------
+BATCH_TEXTS = Histogram(
+    name="sentiment_batch_texts",
+    documentation="Texts per adaptive batch run by the model service",
+    buckets=_BATCH_BUCKETS,
+)
+BATCH_TOKENS = Histogram(
+    name="sentiment_batch_tokens",
+    documentation="Tokens fed to the model per adaptive batch, padding included",
+    buckets=_TOKEN_BUCKETS,
+)
+INFERENCE_SECONDS = Histogram(
+    name="sentiment_inference_duration_seconds",
+    documentation="Model service time per adaptive batch, by stage",
+    labelnames=["stage"],
+    buckets=_FAST_BUCKETS,
+)

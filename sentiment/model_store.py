@@ -1,0 +1,119 @@
+"""Moving Hugging Face classifiers into and out of the BentoML model store.
+
+A stored model is a plain `save_pretrained` directory (weights, config,
+tokenizer) plus metadata: where it came from, its labels, its max length and a
+content fingerprint. The fingerprint goes into cache keys, so a re-imported or
+re-trained model never serves another model's cached scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bentoml
+
+DEFAULT_SOURCE = "distilbert-base-uncased-finetuned-sst-2-english"
+DEFAULT_NAME = "distilbert-sst2"
+
+
+class ModelSourceError(Exception):
+    """A model source (directory or hub id) that cannot be loaded; the message says why."""
+
+
+def fingerprint_directory(path: str | os.PathLike[str]) -> str:
+    """sha256 over every file's relative name and bytes, in a stable order."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def load_pretrained(source: str) -> tuple[Any, Any]:
+    """Load (model, tokenizer) from a local directory or a Hugging Face hub id."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    local = Path(source).expanduser()
+    # hub ids are "name" or "org/name"; anything else that is not a directory
+    # was meant as a path
+    looks_like_path = local.exists() or source.startswith((".", "/", "~")) or source.count("/") > 1
+    if looks_like_path and not local.is_dir():
+        raise ModelSourceError(f"model directory not found: {source}")
+    if local.is_dir() and not (local / "config.json").is_file():
+        raise ModelSourceError(f"{source} is not a Hugging Face model directory (no config.json)")
+    where = str(local) if local.is_dir() else source
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where)
+        model = AutoModelForSequenceClassification.from_pretrained(where)
+    except OSError as exc:
+        hint = (
+            " (the Hugging Face hub is unreachable or HF_HUB_OFFLINE is set: pass a local "
+            "directory with --source)"
+            if not local.is_dir()
+            else ""
+        )
+        raise ModelSourceError(f"cannot load model {source!r}: {exc}{hint}") from exc
+    return model, tokenizer
+
+
+def save_to_store(
+    name: str,
+    model: Any,
+    tokenizer: Any,
+    *,
+    source: str,
+    extra_metadata: dict[str, Any] | None = None,
+) -> bentoml.Model:
+    """Save a transformers model and tokenizer as a new version of `name`."""
+    labels = {int(k): v for k, v in model.config.id2label.items()}
+    max_length = int(
+        min(
+            getattr(model.config, "max_position_embeddings", 512) or 512,
+            getattr(tokenizer, "model_max_length", 512) or 512,
+        )
+    )
+    with bentoml.models.create(name) as stored:
+        model.save_pretrained(stored.path)
+        tokenizer.save_pretrained(stored.path)
+        stored.info.metadata.update(
+            {
+                "source": source,
+                "labels": [labels[i] for i in sorted(labels)],
+                "max_length": max_length,
+                "fingerprint": fingerprint_directory(stored.path),
+                "architecture": type(model).__name__,
+                **(extra_metadata or {}),
+            }
+        )
+        stored.info.labels.update({"task": "text-classification"})
+    return stored
+
+
+@dataclass(frozen=True)
+class StoredClassifier:
+    """What the serving path needs to know about a stored model without loading weights."""
+
+    tag: str
+    path: str
+    labels: list[str]
+    max_length: int
+    fingerprint: str
+
+    @classmethod
+    def from_model(cls, stored: bentoml.Model) -> StoredClassifier:
+        meta = stored.info.metadata
+        return cls(
+            tag=str(stored.tag),
+            path=stored.path,
+            labels=list(meta["labels"]),
+            max_length=int(meta.get("max_length", 512)),
+            fingerprint=str(meta["fingerprint"]),
+        )

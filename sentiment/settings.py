@@ -1,0 +1,57 @@
+"""Every tunable of the service, read once from the environment.
+
+One place to look for a limit or a knob: each field is an env var of the
+same name in upper case (``MAX_TEXTS=512 bentoml serve``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # --- model -----------------------------------------------------------
+    model_tag: str = "distilbert-sst2:latest"
+    # fp32 | bf16 (autocast, needs AVX512-BF16/AMX) | int8 (dynamic quantization)
+    # | auto (fastest precision that passes the accuracy guard on this CPU)
+    precision: Literal["fp32", "bf16", "int8", "auto"] = "fp32"
+    # 0 = use the cores this process may really run on (affinity and cgroup quota)
+    torch_threads: int = Field(0, ge=0)
+
+    # --- request limits (validated before anything reaches the model) -----
+    max_texts: int = Field(256, ge=1)
+    max_text_chars: int = Field(20_000, ge=1)
+
+    # --- adaptive batching (model service) --------------------------------
+    max_batch_size: int = Field(64, ge=2)
+    # hard deadline of one text in the batch queue; past it BentoML answers 503
+    max_latency_ms: int = Field(20_000, ge=10)
+    # longest the batcher may hold a request back to grow a batch while the
+    # model is idle; 0 = dispatch as soon as the model is free (continuous batching)
+    batch_wait_ms: float = Field(0.0, ge=0)
+    # inside one batch, texts are sorted by length and run in groups of at most
+    # this many texts and this many (padded) tokens
+    group_max_texts: int = Field(32, ge=1)
+    group_max_tokens: int = Field(8192, ge=512)
+
+    # --- prediction cache -------------------------------------------------
+    redis_url: str | None = None
+    cache_ttl_s: int = Field(86_400, ge=1)
+    cache_max_entries: int = Field(100_000, ge=0)  # embedded LRU; 0 disables it
+    redis_timeout_ms: float = Field(50.0, gt=0)
+    redis_breaker_failures: int = Field(3, ge=1)
+    redis_breaker_reset_s: float = Field(2.0, gt=0)
+
+    # --- serving ----------------------------------------------------------
+    request_timeout_s: float = Field(60.0, gt=0)
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
