@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then runs pytest.
+# Extra arguments go to pytest (e.g. `scripts/test.sh -k cache`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests run for real, installed only when missing.
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "test: installing Debian packages: ${need[*]}" >&2
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+bash scripts/setup.sh --dev
+export HF_HUB_OFFLINE=1 BENTOML_DO_NOT_TRACK=true TOKENIZERS_PARALLELISM=false
+exec .venv/bin/python -m pytest "$@"
