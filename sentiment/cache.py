@@ -297,7 +297,11 @@ class PredictionCache:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def close(self) -> None:
+    async def flush(self) -> None:
+        """Wait for pending write-backs."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.flush()
         await self.backend.close()

@@ -1,0 +1,159 @@
+"""Unit tests of the cache building blocks (no server): keys, value parsing, LRU, breaker, coalescing, Redis failures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from sentiment.cache import (
+    CircuitBreaker,
+    CircuitOpen,
+    MemoryBackend,
+    PredictionCache,
+    RedisBackend,
+    cache_key,
+    decode_scores,
+    encode_scores,
+)
+from tests.helpers import RedisServer, free_port
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+def test_key_depends_on_fingerprint_and_tokens() -> None:
+    assert cache_key("fp1", [101, 7, 102]) == cache_key("fp1", [101, 7, 102])
+    assert cache_key("fp1", [101, 7, 102]) != cache_key("fp2", [101, 7, 102])
+    assert cache_key("fp1", [101, 7, 102]) != cache_key("fp1", [101, 71, 102])
+    assert cache_key("fp1", [1, 23]) != cache_key("fp1", [12, 3])
+
+
+def test_uncased_tokenizer_makes_case_variants_share_a_key(model_dir) -> None:  # noqa: ANN001
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = tok(["I LOVE YOU", "i love you", "  I love   you ", "I hate you"])["input_ids"]
+    keys = [cache_key("fp", x) for x in ids]
+    assert keys[0] == keys[1] == keys[2]
+    assert keys[3] != keys[0]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b"\xff\xfe", b"[0.5]", b'{"a": 1}', b"[0.5, \"x\"]", b"[true, false]", b"[NaN, 0.5]", b"", b"[0.1,0.2,0.7]"],
+)
+def test_corrupt_values_are_misses(raw: bytes) -> None:
+    assert decode_scores(raw, n_labels=2) is None
+
+
+def test_values_round_trip_as_json() -> None:
+    raw = encode_scores([0.25, 0.75])
+    assert raw == b"[0.25,0.75]"
+    assert decode_scores(raw, 2) == [0.25, 0.75]
+
+
+def test_memory_backend_is_bounded_lru_with_ttl() -> None:
+    async def scenario() -> None:
+        backend = MemoryBackend(max_entries=3)
+        await backend.set_many({"a": b"1", "b": b"2", "c": b"3"}, ttl_s=60)
+        assert await backend.get_many(["a"]) == [b"1"]  # a is now most recent
+        await backend.set_many({"d": b"4"}, ttl_s=60)
+        assert len(backend) == 3
+        assert await backend.get_many(["a", "b", "c", "d"]) == [b"1", None, b"3", b"4"]
+        await backend.set_many({"e": b"5"}, ttl_s=1)
+        await asyncio.sleep(1.05)
+        assert await backend.get_many(["e"]) == [None]
+
+    run(scenario())
+
+
+def test_circuit_breaker_opens_and_half_opens() -> None:
+    breaker = CircuitBreaker(failures=2, reset_s=0.2)
+    breaker.before_call()
+    breaker.failure()
+    breaker.before_call()  # one failure: still closed
+    breaker.failure()
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()
+    time.sleep(0.25)
+    breaker.before_call()  # half-open: one trial allowed
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()  # ... and only one
+    breaker.success()
+    breaker.before_call()
+    assert not breaker.is_open
+
+
+def test_coalescing_computes_each_key_once() -> None:
+    async def scenario() -> None:
+        cache = PredictionCache(MemoryBackend(10), n_labels=2, ttl_s=60)
+        mine1, waiting1 = cache.claim(["k1", "k2", "k1"])
+        mine2, waiting2 = cache.claim(["k2", "k3"])
+        assert mine1 == ["k1", "k2"] and not waiting1
+        assert mine2 == ["k3"] and list(waiting2) == ["k2"]
+        cache.settle({"k1": [0.1, 0.9], "k2": [0.8, 0.2]})
+        assert await waiting2["k2"] == [0.8, 0.2]
+        cache.settle({"k3": [0.5, 0.5]})
+        await cache.flush()  # waits for the write-back
+        assert await cache.lookup(["k1", "k2", "k3", "k4"]) == {
+            "k1": [0.1, 0.9], "k2": [0.8, 0.2], "k3": [0.5, 0.5],
+        }
+
+    run(scenario())
+
+
+def test_failed_computation_reaches_waiters_and_frees_keys() -> None:
+    async def scenario() -> None:
+        cache = PredictionCache(MemoryBackend(10), n_labels=2, ttl_s=60)
+        mine, _ = cache.claim(["k"])
+        _, waiting = cache.claim(["k"])
+        cache.settle({}, error=RuntimeError("model down"), keys=mine)
+        with pytest.raises(RuntimeError):
+            await waiting["k"]
+        assert cache.claim(["k"])[0] == ["k"]  # a later request computes it again
+
+    run(scenario())
+
+
+def test_redis_down_is_a_miss_and_breaker_skips_the_timeout() -> None:
+    async def scenario() -> None:
+        port = free_port()  # nothing listens here
+        backend = RedisBackend(f"redis://127.0.0.1:{port}/0", timeout_ms=50, breaker=CircuitBreaker(2, 60))
+        assert await backend.get_many(["a", "b"]) == [None, None]
+        assert await backend.get_many(["a"]) == [None]
+        assert backend.breaker.is_open
+        start = time.perf_counter()
+        for _ in range(100):
+            assert await backend.get_many(["a"]) == [None]
+        assert time.perf_counter() - start < 0.5  # no connection attempts while open
+        await backend.close()
+
+    run(scenario())
+
+
+def test_redis_round_trip_ttl_and_recovery() -> None:
+    redis = RedisServer(free_port()).start()
+    try:
+        async def scenario() -> None:
+            backend = RedisBackend(redis.url, timeout_ms=200, breaker=CircuitBreaker(1, 0.2))
+            await backend.set_many({"x": b"[0.1,0.9]", "y": b"[0.2,0.8]"}, ttl_s=1)
+            assert await backend.get_many(["x", "y", "z"]) == [b"[0.1,0.9]", b"[0.2,0.8]", None]
+            await asyncio.sleep(1.2)
+            assert await backend.get_many(["x"]) == [None]  # expired
+            redis.kill()
+            assert await backend.get_many(["x"]) == [None]
+            assert backend.breaker.is_open
+            redis.start()
+            await asyncio.sleep(0.3)
+            await backend.set_many({"x": b"[0.3,0.7]"}, ttl_s=60)
+            await backend.set_many({"x": b"[0.3,0.7]"}, ttl_s=60)
+            assert await backend.get_many(["x"]) == [b"[0.3,0.7]"]
+            assert not backend.breaker.is_open
+            await backend.close()
+
+        run(scenario())
+    finally:
+        redis.kill()

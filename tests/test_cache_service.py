@@ -1,0 +1,207 @@
+"""The prediction cache through a real `bentoml serve` over HTTP, with a real `redis-server`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import redis as redis_py
+
+from tests.helpers import ROOT, RedisServer, free_port, metric_sum, start_server
+
+TTL_S = 4
+
+
+def predict(server, texts: list[str]) -> list:  # noqa: ANN001
+    r = httpx.post(f"{server.url}/predict", json={"text": texts}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()["predictions"]
+
+
+def model_texts(server) -> float:  # noqa: ANN001
+    return server.metrics().get("sentiment_model_texts_total", 0.0)
+
+
+def hits(server) -> float:  # noqa: ANN001
+    return metric_sum(server.metrics(), "sentiment_cache_lookups_total", result="hit")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix} {uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def redis_server():  # noqa: ANN201
+    server = RedisServer(free_port()).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def redis_service(bentoml_home, redis_server, tmp_path_factory):  # noqa: ANN001, ANN201
+    proc = start_server(
+        bentoml_home, tmp_path_factory.mktemp("serve-redis"),
+        env={"REDIS_URL": redis_server.url, "CACHE_TTL_S": str(TTL_S), "REDIS_BREAKER_RESET_S": "0.5"},
+    )
+    yield proc
+    proc.stop()
+
+
+def test_repeated_text_is_a_hit_and_only_misses_reach_the_model(redis_service) -> None:  # noqa: ANN001
+    a, b, c = unique("a great film"), unique("a dull film"), unique("an odd film")
+    before = model_texts(redis_service)
+    first = predict(redis_service, [a, b])
+    assert model_texts(redis_service) == before + 2
+    assert predict(redis_service, [a, b]) == first
+    assert model_texts(redis_service) == before + 2  # all hits: model not called
+    mixed = predict(redis_service, [b, c, a, c])
+    assert model_texts(redis_service) == before + 3  # only c, once
+    assert mixed[0] == first[1] and mixed[2] == first[0] and mixed[1] == mixed[3]
+
+
+def test_case_variants_share_one_entry(redis_service) -> None:  # noqa: ANN001
+    text = unique("what a wonderful day")
+    predict(redis_service, [text])
+    before = model_texts(redis_service)
+    predict(redis_service, [text.upper(), "  " + text.title() + " "])
+    assert model_texts(redis_service) == before
+
+
+def test_entries_expire_after_ttl(redis_service, redis_server) -> None:  # noqa: ANN001
+    text = unique("expiring sentence")
+    predict(redis_service, [text])
+    client = redis_py.Redis.from_url(redis_server.url)
+    ttls = [client.ttl(k) for k in client.keys("sentiment:*")]
+    assert ttls and all(0 < t <= TTL_S for t in ttls)
+    time.sleep(TTL_S + 0.5)
+    before = model_texts(redis_service)
+    predict(redis_service, [text])
+    assert model_texts(redis_service) == before + 1
+
+
+def test_corrupt_value_is_recomputed_and_replaced(redis_service, redis_server) -> None:  # noqa: ANN001
+    client = redis_py.Redis.from_url(redis_server.url)
+    client.flushdb()
+    text = unique("the acting was superb")
+    good = predict(redis_service, [text])
+    time.sleep(0.2)  # write-back is asynchronous
+    (key,) = client.keys("sentiment:*")
+    for garbage in (b"\x80\x04pickle?", b"[0.5]", b"{}"):
+        client.set(key, garbage)
+        before = model_texts(redis_service)
+        assert predict(redis_service, [text]) == good
+        assert model_texts(redis_service) == before + 1
+        time.sleep(0.2)
+        assert client.get(key).startswith(b"[") and len(client.get(key).split(b",")) == 2
+    assert metric_sum(redis_service.metrics(), "sentiment_cache_errors_total", kind="corrupt") >= 3
+
+
+def test_concurrent_identical_texts_are_computed_once(redis_service) -> None:  # noqa: ANN001
+    text = unique("everyone asks about this")
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            responses = await asyncio.gather(
+                *(client.post(f"{redis_service.url}/predict", json={"text": [text, text]}) for _ in range(16))
+            )
+        return [r.status_code for r in responses]
+
+    before = model_texts(redis_service)
+    coalesced = redis_service.metrics().get("sentiment_cache_coalesced_texts_total", 0.0)
+    assert asyncio.run(burst()) == [200] * 16
+    assert model_texts(redis_service) == before + 1
+    assert redis_service.metrics()["sentiment_cache_coalesced_texts_total"] > coalesced
+
+
+def test_redis_killed_mid_stream_gives_no_errors_and_recovers(redis_service, redis_server) -> None:  # noqa: ANN001
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    async def stream() -> None:
+        async with httpx.AsyncClient(timeout=60) as client:
+            async def user(u: int) -> None:
+                i = 0
+                while not stop.is_set():
+                    # half repeated (cache traffic), half new (model traffic)
+                    texts = [f"steady text {u}", unique(f"user {u} says {i}")]
+                    r = await client.post(f"{redis_service.url}/predict", json={"text": texts})
+                    statuses.append(r.status_code)
+                    i += 1
+            await asyncio.gather(*(user(u) for u in range(8)))
+
+    runner = threading.Thread(target=lambda: asyncio.run(stream()))
+    runner.start()
+    try:
+        time.sleep(2)
+        redis_server.kill()
+        time.sleep(3)
+        redis_server.start()
+        time.sleep(1)
+    finally:
+        stop.set()
+        runner.join(timeout=60)
+    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    assert metric_sum(redis_service.metrics(), "sentiment_cache_errors_total", backend="redis") > 0
+
+    # Back by itself: within 5 s of the restart a repeated text is served from Redis again.
+    deadline = time.monotonic() + 4
+    text = unique("after the restart")
+    while True:
+        predict(redis_service, [text])
+        before = hits(redis_service)
+        predict(redis_service, [text])
+        if hits(redis_service) > before:
+            break
+        assert time.monotonic() < deadline, "cache hits did not come back within 5 s of Redis restarting"
+        time.sleep(0.2)
+    client = redis_py.Redis.from_url(redis_server.url)
+    assert client.keys("sentiment:*")
+
+
+def test_new_model_fingerprint_does_not_see_old_entries(bentoml_home, redis_server, redis_service, tiny_model_dir, tmp_path_factory) -> None:  # noqa: ANN001
+    text = unique("a film to remember")
+    subprocess.run(
+        [sys.executable, str(ROOT / "train_or_import.py"), "import", "--source", str(tiny_model_dir), "--name", "other-sentiment"],
+        check=True, cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(bentoml_home)}, stdout=subprocess.DEVNULL,
+    )
+    other = start_server(
+        bentoml_home, tmp_path_factory.mktemp("serve-other"),
+        env={"REDIS_URL": redis_server.url, "MODEL_TAG": "other-sentiment:latest"},
+    )
+    try:
+        predict(redis_service, [text])  # cached for the first model (short TTL: cache it now)
+        time.sleep(0.2)
+        predict(other, [text])
+        assert model_texts(other) == 1  # a miss: the first model's entry is not visible
+        predict(other, [text])
+        assert model_texts(other) == 1
+    finally:
+        other.stop()
+    fingerprints = {k.split(b":")[1] for k in redis_py.Redis.from_url(redis_server.url).keys("sentiment:*")}
+    assert len(fingerprints) == 2
+
+
+def test_embedded_cache_hits_and_stays_bounded(bentoml_home, tmp_path_factory) -> None:  # noqa: ANN001
+    server = start_server(bentoml_home, tmp_path_factory.mktemp("serve-embedded"), env={"CACHE_MAX_ENTRIES": "20"})
+    try:
+        first = unique("first text")
+        predict(server, [first])
+        predict(server, [first])
+        samples = server.metrics()
+        assert metric_sum(samples, "sentiment_cache_lookups_total", backend="memory", result="hit") == 1
+        assert metric_sum(samples, "sentiment_cache_lookups_total", backend="memory", result="miss") == 1
+        for i in range(5):
+            predict(server, [unique(f"filler {i}-{j}") for j in range(10)])
+        assert server.metrics()["sentiment_cache_memory_entries"] <= 20
+        before = model_texts(server)
+        predict(server, [first])  # evicted by 50 newer entries
+        assert model_texts(server) == before + 1
+    finally:
+        server.stop()
