@@ -77,12 +77,15 @@ def cmd_train(args: argparse.Namespace) -> None:
                 bar.update()
     model.eval()
     metadata: dict[str, object] = {"base": args.base, "train_file": args.train, "train_rows": len(train), "epochs": args.epochs}
-    stored = save_to_store(args.name, model, tokenizer, source=args.base, extra_metadata=metadata)
-    if evaluation:
-        acc = accuracy(Classifier(stored.path), evaluation)
-        stored.info.metadata.update({"eval_accuracy": round(acc, 4), "eval_file": args.eval, "eval_rows": len(evaluation)})
-        stored.flush()
+
+    def evaluate(saved_dir: str) -> dict[str, object]:
+        if not evaluation:
+            return {}
+        acc = accuracy(Classifier(saved_dir), evaluation)
         print(f"eval accuracy: {acc:.4f} ({len(evaluation)} rows)")
+        return {"eval_accuracy": round(acc, 4), "eval_file": args.eval, "eval_rows": len(evaluation)}
+
+    stored = save_to_store(args.name, model, tokenizer, source=args.base, extra_metadata=metadata, evaluate=evaluate)
     print(f"saved {stored.tag}")
 
 

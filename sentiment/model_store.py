@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,13 @@ def save_to_store(
     *,
     source: str,
     extra_metadata: dict[str, Any] | None = None,
+    evaluate: Callable[[str], dict[str, Any]] | None = None,
 ) -> bentoml.Model:
-    """Save a transformers model and tokenizer as a new version of `name`."""
+    """Save a transformers model and tokenizer as a new version of `name`.
+
+    `evaluate(saved_dir)` may add metadata (e.g. accuracy) measured on the
+    saved files before the version is committed to the store.
+    """
     labels = {int(k): v for k, v in model.config.id2label.items()}
     max_length = int(
         min(
@@ -93,6 +99,8 @@ def save_to_store(
                 **(extra_metadata or {}),
             }
         )
+        if evaluate is not None:
+            stored.info.metadata.update(evaluate(stored.path))
         stored.info.labels.update({"task": "text-classification"})
     return stored
 

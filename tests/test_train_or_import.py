@@ -1,0 +1,118 @@
+"""`train_or_import.py` as users run it: a subprocess with BENTOML_HOME, offline, with clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SST2_DEV, SST2_TRAIN
+from tests.helpers import ROOT, start_server
+
+
+def cli(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train_or_import.py"), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "BENTOML_HOME": str(home), "HF_HUB_OFFLINE": "1"},
+    )
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def stored_metadata(home: Path, tag: str) -> dict:
+    code = f"import bentoml, json; print(json.dumps(bentoml.models.get({tag!r}).info.metadata))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={**os.environ, "BENTOML_HOME": str(home)},
+    ).stdout
+    import json
+
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def labelled_slice(src: Path, dst: Path, rows: int) -> Path:
+    """The first rows of an SST-2 file, or a small synthetic file of the same format without ../shared."""
+    if src.is_file():
+        lines = src.read_text(encoding="utf-8").splitlines()[: rows + 1]
+    else:
+        good = ["a great film", "i love this movie", "the best story ever", "very good acting"]
+        bad = ["an awful film", "i hate this movie", "the worst story ever", "very bad acting"]
+        lines = ["sentence\tlabel"] + [f"{good[i % 4]} {i}\t1" if i % 2 else f"{bad[i % 4]} {i}\t0" for i in range(rows)]
+    dst.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dst
+
+
+@pytest.mark.parametrize("command", ["", "import", "train", "eval"])
+def test_help(command: str, tmp_path: Path) -> None:
+    result = cli(*filter(None, [command]), "--help", home=tmp_path)
+    assert "usage:" in result.stdout
+
+
+def test_import_local_dir_records_metadata(tmp_path: Path, model_dir: Path, tiny_model_dir: Path) -> None:
+    out = cli("import", "--source", str(model_dir), home=tmp_path).stdout
+    assert "imported distilbert-sst2:" in out
+    assert (tmp_path / "models" / "distilbert-sst2").is_dir()  # the store under BENTOML_HOME
+    meta = stored_metadata(tmp_path, "distilbert-sst2:latest")
+    assert meta["labels"] == ["NEGATIVE", "POSITIVE"]
+    assert meta["max_length"] == 512
+    assert meta["source"] == str(model_dir)
+    assert len(meta["fingerprint"]) == 16
+
+    cli("import", "--source", str(model_dir), "--name", "again", home=tmp_path)
+    cli("import", "--source", str(tiny_model_dir), "--name", "tiny", home=tmp_path)
+    assert stored_metadata(tmp_path, "again:latest")["fingerprint"] == meta["fingerprint"]
+    assert stored_metadata(tmp_path, "tiny:latest")["fingerprint"] != meta["fingerprint"]
+
+
+def test_clear_errors_without_traceback(tmp_path: Path, model_dir: Path) -> None:
+    no_columns = tmp_path / "bad.csv"
+    no_columns.write_text("text,target\nhello,1\n")
+    cases = [
+        (("import", "--source", str(tmp_path / "missing-dir")), "model directory not found"),
+        (("import", "--source", str(no_columns)), "not found"),
+        (("import",), "hub"),  # default hub id, hub unreachable
+        (("import", "--source", "some-org/some-model"), "cannot load model"),
+        (("eval", "--data", str(no_columns)), "no sentence / label column"),
+        (("eval", "--data", str(tmp_path / "nope.tsv")), "data file not found"),
+        (("train", "--base", str(model_dir), "--train", str(no_columns)), "no sentence / label column"),
+        (("eval", "--data", str(labelled_slice(SST2_DEV, tmp_path / "d.tsv", 5)), "--tag", "absent:latest"), "no model absent:latest"),
+    ]
+    for args, message in cases:
+        result = cli(*args, home=tmp_path, check=False)
+        assert result.returncode == 2, (args, result.stderr[-2000:])
+        assert message in result.stderr, (args, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+
+
+def test_train_tiny_model_on_a_slice_then_serve_it(tmp_path: Path, tiny_model_dir: Path) -> None:
+    train = labelled_slice(SST2_TRAIN, tmp_path / "train.tsv", 96)
+    dev = labelled_slice(SST2_DEV, tmp_path / "dev.tsv", 48)
+    result = cli(
+        "train", "--base", str(tiny_model_dir), "--train", str(train), "--eval", str(dev),
+        "--epochs", "1", "--batch-size", "16", "--name", "tiny-trained", home=tmp_path,
+    )
+    assert "eval accuracy:" in result.stdout
+    meta = stored_metadata(tmp_path, "tiny-trained:latest")
+    assert 0.0 <= meta["eval_accuracy"] <= 1.0 and meta["train_rows"] == 96 and meta["eval_rows"] == 48
+    reported = float(result.stdout.split("eval accuracy:")[1].split()[0])
+    assert meta["eval_accuracy"] == pytest.approx(reported, abs=1e-4)
+    # the trained weights differ from the base model's
+    cli("import", "--source", str(tiny_model_dir), "--name", "tiny-base", home=tmp_path)
+    assert meta["fingerprint"] != stored_metadata(tmp_path, "tiny-base:latest")["fingerprint"]
+
+    evaluated = cli("eval", "--data", str(dev), "--tag", "tiny-trained:latest", home=tmp_path).stdout
+    assert f"accuracy: {meta['eval_accuracy']:.4f}" in evaluated
+
+    server = start_server(tmp_path, tmp_path, env={"MODEL_TAG": "tiny-trained:latest"})
+    try:
+        r = httpx.post(f"{server.url}/predict", json={"text": ["a great film", "an awful film"]}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert [p["label"] for p in r.json()["predictions"][0]] == ["NEGATIVE", "POSITIVE"]
+    finally:
+        server.stop()
