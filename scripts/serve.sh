@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Bring up the service on a fresh machine: environment, model (imported once), `bentoml serve`.
+#   MODEL_SOURCE=<hub id or local dir>  what to import when the store has no model yet
+#                                       (default: distilbert-base-uncased-finetuned-sst-2-english)
+#   HOST / PORT                         where to listen (default 127.0.0.1:3000)
+# Any other setting (REDIS_URL, PRECISION, MAX_TEXTS, ...) is read from the environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+export BENTOML_DO_NOT_TRACK=${BENTOML_DO_NOT_TRACK:-true}
+MODEL_TAG=${MODEL_TAG:-distilbert-sst2:latest}
+
+if ! .venv/bin/bentoml models get "$MODEL_TAG" >/dev/null 2>&1; then
+    echo "serve: $MODEL_TAG is not in the model store yet: importing it" >&2
+    .venv/bin/python train_or_import.py import \
+        --source "${MODEL_SOURCE:-distilbert-base-uncased-finetuned-sst-2-english}" \
+        --name "${MODEL_TAG%%:*}"
+fi
+
+exec .venv/bin/bentoml serve service:Sentiment --host "${HOST:-127.0.0.1}" --port "${PORT:-3000}"
