@@ -15,18 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 
 import bentoml
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sentiment import metrics
+from sentiment.admission import TextAdmission
 from sentiment.batching import install_batch_policy
 from sentiment.cache import CircuitBreaker, MemoryBackend, PredictionCache, RedisBackend, cache_key
+from sentiment.http_limits import RequestLimitsMiddleware
 from sentiment.http_metrics import BodySizeMiddleware
 from sentiment.model_store import StoredClassifier
 from sentiment.schemas import Health, LabelScore, PredictRequest, PredictResponse
@@ -35,6 +38,8 @@ from sentiment.settings import get_settings
 logger = logging.getLogger("sentiment")
 settings = get_settings()
 install_batch_policy(settings.batch_wait_ms)
+# One per public worker process, shared by predict() and the HTTP middleware.
+ADMISSION = TextAdmission(settings.max_queued_texts)
 
 # The model service is an internal dependency: these settings stop BentoML from
 # recycling the public service's connection to it every 100 calls while calls
@@ -66,6 +71,9 @@ class SentimentModel:
         from sentiment.inference import BatchStats, Classifier, configure_torch_threads
 
         self._stats_cls = BatchStats
+        # Request handling (the public service) is latency-critical and light; the
+        # model takes whatever CPU is left, so it runs at a lower priority.
+        os.nice(settings.model_nice)
         threads = configure_torch_threads(settings.torch_threads)
         info = StoredClassifier.from_model(self.model_ref)
         self.classifier = Classifier(
@@ -130,6 +138,7 @@ class Sentiment:
         else:
             backend = MemoryBackend(settings.cache_max_entries)
         self.cache = PredictionCache(backend, n_labels=len(self.info.labels), ttl_s=settings.cache_ttl_s)
+        self.admission = ADMISSION
         logger.info("prediction cache: %s", backend.name)
 
     @bentoml.on_shutdown
@@ -137,7 +146,7 @@ class Sentiment:
         await self.cache.close()
 
     @bentoml.api(input_spec=PredictRequest, output_spec=PredictResponse)
-    async def predict(self, text: list[str]) -> PredictResponse:
+    async def predict(self, text: list[str]) -> PredictResponse | Response:
         """Classify texts. Every label of the model is returned, in label-id order."""
         if not text:
             return PredictResponse(predictions=[])
@@ -148,8 +157,18 @@ class Sentiment:
             scores = await self.cache.lookup(keys)
         missed = [k for k in dict.fromkeys(keys) if k not in scores]
         if missed:
-            with stage("model"):
-                scores.update(await self._compute(missed, dict(zip(keys, text))))
+            if not self.admission.try_acquire(len(missed)):
+                metrics.SHED_REQUESTS.inc()
+                return JSONResponse(
+                    {"error": f"overloaded: more than {settings.max_queued_texts} texts waiting for the model, retry later"},
+                    status_code=503,
+                    headers={"Retry-After": str(settings.retry_after_s)},
+                )
+            try:
+                with stage("model"):
+                    scores.update(await self._compute(missed, dict(zip(keys, text))))
+            finally:
+                self.admission.release(len(missed))
         with stage("respond"):
             labels = self.info.labels
             return PredictResponse(
@@ -177,4 +196,12 @@ class Sentiment:
         return results
 
 
+# Added outermost first: body sizes are recorded for every request, refused ones included.
 Sentiment.add_asgi_middleware(BodySizeMiddleware)
+Sentiment.add_asgi_middleware(
+    RequestLimitsMiddleware,
+    max_body_bytes=settings.max_body_bytes,
+    body_timeout_s=settings.body_timeout_s,
+    retry_after_s=settings.retry_after_s,
+    admission=ADMISSION,
+)

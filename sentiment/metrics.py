@@ -37,6 +37,11 @@ RESPONSE_BYTES = Histogram(
     buckets=_SIZE_BUCKETS,
 )
 
+SHED_REQUESTS = Counter(
+    name="sentiment_shed_requests",
+    documentation="Requests answered 503 at once because too many texts were waiting for the model",
+)
+
 # --- prediction cache -----------------------------------------------------
 CACHE_LOOKUPS = Counter(
     name="sentiment_cache_lookups",

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     precision: Literal["fp32", "bf16", "int8", "auto"] = "fp32"
     # 0 = use the cores this process may really run on (affinity and cgroup quota)
     torch_threads: int = Field(0, ge=0)
+    # niceness added to the model worker so request handling gets the CPU first
+    model_nice: int = Field(5, ge=0, le=19)
 
     # --- request limits (validated before anything reaches the model) -----
     max_texts: int = Field(256, ge=1)
@@ -48,8 +50,15 @@ class Settings(BaseSettings):
     redis_breaker_failures: int = Field(3, ge=1)
     redis_breaker_reset_s: float = Field(2.0, gt=0)
 
-    # --- serving ----------------------------------------------------------
+    # --- serving and overload ---------------------------------------------
     request_timeout_s: float = Field(60.0, gt=0)
+    # texts a public worker lets wait for the model; past it requests get 503 at once
+    max_queued_texts: int = Field(512, ge=1)
+    retry_after_s: int = Field(1, ge=1)
+    # larger bodies are refused with 413 (256 texts x 20,000 chars of JSON fit)
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # a body not received within this time is refused with 408 (slow clients)
+    body_timeout_s: float = Field(10.0, gt=0)
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,107 @@
+"""ASGI middleware that protects the API routes from hostile or overwhelming HTTP traffic.
+
+- A body over `MAX_BODY_BYTES` is refused with 413 (at once when Content-Length
+  says so, else as soon as that many bytes arrived), so memory never grows by more
+  than the limit per request.
+- A body that does not arrive within `BODY_TIMEOUT_S` (slow or stalled clients)
+  is refused with 408 instead of holding a worker slot.
+- While the model queue is full (see admission.py), API requests are refused
+  with 503 before their body is read.
+- Every 503/429 of an API route carries `Retry-After`, so clients back off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from . import metrics
+from .admission import TextAdmission
+from .http_metrics import API_PATHS
+
+
+async def _send_error(send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:  # noqa: ANN401
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestLimitsMiddleware:
+    def __init__(
+        self, app: Any, max_body_bytes: int, body_timeout_s: float, retry_after_s: int, admission: TextAdmission  # noqa: ANN401
+    ) -> None:
+        self.app = app
+        self.admission = admission
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
+        self.retry_after = str(retry_after_s).encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
+        if scope["type"] != "http" or scope.get("path") not in API_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self.admission.full and scope["path"] == "/predict":
+            metrics.SHED_REQUESTS.inc()
+            await _send_error(send, 503, "overloaded: too many texts waiting for the model, retry later",
+                              [(b"retry-after", self.retry_after)])
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _send_error(send, 413, f"request body over {self.max_body_bytes} bytes")
+            return
+
+        body = await self._read_body(receive, send)
+        if body is None:
+            return
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # later calls wait for the client's disconnect
+
+        async def send_with_retry_after(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (429, 503):
+                headers = list(message.get("headers") or [])
+                if not any(k.lower() == b"retry-after" for k, _ in headers):
+                    message = {**message, "headers": [*headers, (b"retry-after", self.retry_after)]}
+            await send(message)
+
+        await self.app(scope, replay, send_with_retry_after)
+
+    async def _read_body(self, receive: Any, send: Any) -> bytes | None:  # noqa: ANN401
+        """The whole body, or None after answering 408/413 (or on disconnect)."""
+        chunks: list[bytes] = []
+        size = 0
+        deadline = time.monotonic() + self.body_timeout_s
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                await _send_error(send, 408, f"request body not received within {self.body_timeout_s:g} s")
+                return None
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await _send_error(send, 413, f"request body over {self.max_body_bytes} bytes")
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
