@@ -69,25 +69,36 @@ def cpu_supports_bf16() -> bool:
 
 
 def plan_groups(
-    lengths: Sequence[int], max_texts: int, max_tokens: int
+    lengths: Sequence[int], max_texts: int, max_tokens: int, overhead_tokens: int = 48
 ) -> list[list[int]]:
-    """Indices sorted by length, cut into groups that waste little padding.
+    """Indices sorted by length, cut into groups that minimise padded work.
 
-    A group closes when adding the next (longer) text would exceed `max_texts`
-    or make the padded size (count x longest) exceed `max_tokens`.
+    The cost of running a group is about `overhead_tokens` (fixed cost of one
+    forward pass, measured on DistilBERT/CPU as roughly 50 tokens' worth) plus
+    count x longest. Over texts sorted by length the best cut is found exactly by
+    dynamic programming; a group holds at most `max_texts` texts and at most
+    `max_tokens` padded tokens (a single longer text still forms its own group).
     """
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    sizes = [lengths[i] for i in order]
+    n = len(sizes)
+    best = [0.0] + [float("inf")] * n  # best[i]: cost of the first i texts
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        longest = sizes[end - 1]  # sorted ascending: the last text is the longest
+        for start in range(end - 1, max(-1, end - 1 - max_texts), -1):
+            count = end - start
+            if count > 1 and count * longest > max_tokens:
+                break
+            cost = best[start] + overhead_tokens + count * longest
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
     groups: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        longest = lengths[i]  # sorted ascending, so the newcomer is the longest
-        if current and (len(current) >= max_texts or (len(current) + 1) * longest > max_tokens):
-            groups.append(current)
-            current = []
-        current.append(i)
-    if current:
-        groups.append(current)
-    return groups
+    end = n
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
 
 
 @dataclass
@@ -111,6 +122,7 @@ class Classifier:
     max_length: int = 512
     group_max_texts: int = 32
     group_max_tokens: int = 8192
+    group_overhead_tokens: int = 48
     model: torch.nn.Module = field(init=False, repr=False)
     tokenizer: object = field(init=False, repr=False)
 
@@ -146,7 +158,9 @@ class Classifier:
         return {"input_ids": input_ids, "attention_mask": mask}
 
     def groups(self, ids: list[list[int]]) -> Iterator[list[int]]:
-        yield from plan_groups([len(x) for x in ids], self.group_max_texts, self.group_max_tokens)
+        yield from plan_groups(
+            [len(x) for x in ids], self.group_max_texts, self.group_max_tokens, self.group_overhead_tokens
+        )
 
     def predict_proba(self, texts: Sequence[str], stats: BatchStats | None = None) -> list[list[float]]:
         """Softmax scores in label-id order, one row per text, in input order."""
