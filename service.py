@@ -28,7 +28,7 @@ from starlette.routing import Route
 from sentiment import metrics
 from sentiment.admission import TextAdmission
 from sentiment.batching import install_batch_policy
-from sentiment.cache import CircuitBreaker, MemoryBackend, PredictionCache, RedisBackend, cache_key
+from sentiment.cache import CacheKeys, CircuitBreaker, MemoryBackend, PredictionCache, RedisBackend
 from sentiment.http_limits import RequestLimitsMiddleware
 from sentiment.http_metrics import BodySizeMiddleware
 from sentiment.model_store import StoredClassifier
@@ -131,7 +131,8 @@ class Sentiment:
         from transformers import AutoTokenizer
 
         self.info = StoredClassifier.from_model(self.model_ref)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.info.path)
+        tokenizer = AutoTokenizer.from_pretrained(self.info.path)
+        self.cache_keys = CacheKeys(tokenizer, self.info.fingerprint, self.info.max_length)
         if settings.redis_url:
             breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
             backend = RedisBackend(settings.redis_url, settings.redis_timeout_ms, breaker)
@@ -151,8 +152,7 @@ class Sentiment:
         if not text:
             return PredictResponse(predictions=[])
         with stage("tokenize"):
-            token_ids = self.tokenizer(text, truncation=True, max_length=self.info.max_length)["input_ids"]
-            keys = [cache_key(self.info.fingerprint, ids) for ids in token_ids]
+            keys = self.cache_keys(text)
         with stage("cache_lookup"):
             scores = await self.cache.lookup(keys)
         missed = [k for k in dict.fromkeys(keys) if k not in scores]

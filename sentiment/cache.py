@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import metrics
 
@@ -34,6 +34,41 @@ def cache_key(fingerprint: str, token_ids: Sequence[int]) -> str:
     """
     digest = hashlib.blake2b(",".join(map(str, token_ids)).encode(), digest_size=16).hexdigest()
     return f"sentiment:{fingerprint}:{digest}"
+
+
+class CacheKeys:
+    """Texts -> cache keys through the model's tokenizer, remembering recent short texts.
+
+    Tokenizing is the costliest step of a cache hit; traffic repeats itself, so
+    the keys of recent texts (up to `memo_max_chars` long) are kept in a small LRU.
+    """
+
+    def __init__(
+        self, tokenizer: Any, fingerprint: str, max_length: int,  # noqa: ANN401
+        memo_entries: int = 10_000, memo_max_chars: int = 512,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.fingerprint = fingerprint
+        self.max_length = max_length
+        self.memo_entries = memo_entries
+        self.memo_max_chars = memo_max_chars
+        self._memo: collections.OrderedDict[str, str] = collections.OrderedDict()
+
+    def __call__(self, texts: Sequence[str]) -> list[str]:
+        keys: list[str | None] = [self._memo.get(t) for t in texts]
+        todo = [i for i, k in enumerate(keys) if k is None]
+        if todo:
+            ids = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length)["input_ids"]
+            for i, token_ids in zip(todo, ids):
+                keys[i] = key = cache_key(self.fingerprint, token_ids)
+                if len(texts[i]) <= self.memo_max_chars:
+                    self._memo[texts[i]] = key
+        for text in texts:
+            if text in self._memo:
+                self._memo.move_to_end(text)
+        while len(self._memo) > self.memo_entries:
+            self._memo.popitem(last=False)
+        return keys  # type: ignore[return-value]
 
 
 def encode_scores(scores: Scores) -> bytes:

@@ -157,3 +157,17 @@ def test_redis_round_trip_ttl_and_recovery() -> None:
         run(scenario())
     finally:
         redis.kill()
+
+
+def test_cache_keys_match_tokenizer_and_memo_is_bounded(model_dir) -> None:  # noqa: ANN001
+    from transformers import AutoTokenizer
+
+    from sentiment.cache import CacheKeys
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    keys = CacheKeys(tok, "fp", 512, memo_entries=3, memo_max_chars=20)
+    texts = ["I love you", "I LOVE YOU", "a" * 50, "I hate you", "great", "I love you"]
+    expected = [cache_key("fp", ids) for ids in tok(texts, truncation=True, max_length=512)["input_ids"]]
+    assert keys(texts) == expected
+    assert keys(texts) == expected  # from the memo, same answer
+    assert len(keys._memo) == 3 and "a" * 50 not in keys._memo
