@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests run for real, installed only when missing.
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v prometheus >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
     echo "test: installing Debian packages: ${need[*]}" >&2
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -218,6 +218,8 @@ class RedisBackend:
         self._timeout = timeout
         self.breaker = breaker
         self._log = RateLimitedLog()
+        for kind in ("timeout", "connection", "circuit_open"):  # export zeros before the first error
+            metrics.CACHE_ERRORS.labels(backend=self.name, kind=kind)
 
     async def _guarded(self, op: str, coro_factory: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
         """Run one Redis call under the breaker and timeout: (succeeded, result)."""
@@ -275,6 +277,9 @@ class PredictionCache:
         self.n_labels = n_labels
         self.ttl_s = ttl_s
         self._inflight: dict[str, asyncio.Future[Scores]] = {}
+        metrics.CACHE_ERRORS.labels(backend=backend.name, kind="corrupt")
+        for result in ("hit", "miss"):
+            metrics.CACHE_LOOKUPS.labels(backend=backend.name, result=result)
         self._background: set[asyncio.Task[None]] = set()
 
     async def lookup(self, keys: Sequence[str]) -> dict[str, Scores]:
