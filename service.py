@@ -32,6 +32,7 @@ from sentiment.cache import CacheKeys, CircuitBreaker, MemoryBackend, Prediction
 from sentiment.http_limits import RequestLimitsMiddleware
 from sentiment.http_metrics import BodySizeMiddleware
 from sentiment.model_store import StoredClassifier
+from sentiment.openapi_doc import OpenAPIDocMiddleware
 from sentiment.schemas import Health, LabelScore, PredictRequest, PredictResponse
 from sentiment.settings import get_settings
 
@@ -205,3 +206,4 @@ Sentiment.add_asgi_middleware(
     retry_after_s=settings.retry_after_s,
     admission=ADMISSION,
 )
+Sentiment.add_asgi_middleware(OpenAPIDocMiddleware)

@@ -7,6 +7,8 @@
   is refused with 408 instead of holding a worker slot.
 - While the model queue is full (see admission.py), API requests are refused
   with 503 before their body is read.
+- A body that is not declared as JSON is refused with 415 (form and multipart
+  parsers are never reached).
 - Every 503/429 of an API route carries `Retry-After`, so clients back off.
 """
 
@@ -58,7 +60,12 @@ class RequestLimitsMiddleware:
             await _send_error(send, 503, "overloaded: too many texts waiting for the model, retry later",
                               [(b"retry-after", self.retry_after)])
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+        if media_type not in (b"application/json", b"*/*") and not media_type.endswith(b"+json"):
+            await _send_error(send, 415, "send the body as JSON with Content-Type: application/json")
+            return
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await _send_error(send, 413, f"request body over {self.max_body_bytes} bytes")
             return

@@ -111,3 +111,12 @@ def test_odd_bodies_get_a_4xx(limited_server, body: bytes) -> None:  # noqa: ANN
 def test_wrong_method_and_unknown_path(limited_server) -> None:  # noqa: ANN001
     assert httpx.get(f"{limited_server.url}/predict").status_code == 405
     assert httpx.post(f"{limited_server.url}/nope", json={}).status_code == 404
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "application/x-www-form-urlencoded", "text/plain"])
+def test_non_json_content_type_is_415(limited_server, content_type: str) -> None:  # noqa: ANN001
+    r = httpx.post(
+        f"{limited_server.url}/predict", content=b'{"text": ["I love you"]}', headers={"content-type": content_type}
+    )
+    assert r.status_code == 415, r.text
+    assert "application/json" in r.json()["error"]
