@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus >/dev/null || need+=(prometheus)
+command -v kubectl >/dev/null || need+=(kubernetes-client)   # for `kubectl kustomize`
 if [ ${#need[@]} -gt 0 ]; then
     echo "test: installing Debian packages: ${need[*]}" >&2
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -16,5 +17,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 bash scripts/setup.sh --dev
+# checkov has its own venv: its dependency pins clash with the service's.
+if [ ! -x .venv-checkov/bin/checkov ]; then
+    echo "test: installing checkov" >&2
+    python3 -m venv .venv-checkov
+    .venv-checkov/bin/python -m pip --disable-pip-version-check -q install checkov==3.3.30
+fi
 export HF_HUB_OFFLINE=1 BENTOML_DO_NOT_TRACK=true TOKENIZERS_PARALLELISM=false
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,140 @@
+"""Kubernetes manifests and the Bento: rendered, validated and scanned for real."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT
+
+OVERLAYS = ["minikube", "aks"]
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+
+
+def render(overlay: str) -> str:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is installed by scripts/test.sh"
+    result = subprocess.run([kubectl, "kustomize", str(ROOT / "deployment" / "overlays" / overlay)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def objects(overlay: str) -> dict[str, dict]:
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in yaml.safe_load_all(render(overlay)) if o}
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request, tmp_path_factory) -> tuple[str, Path]:  # noqa: ANN001
+    path = tmp_path_factory.mktemp("render") / f"{request.param}.yaml"
+    path.write_text(render(request.param))
+    return request.param, path
+
+
+def test_kubernetes_validate_strict(rendered) -> None:  # noqa: ANN001
+    _, path = rendered
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", "--quiet", str(path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # only Istio's custom resources have no schema to validate against
+    unknown = re.findall(r"Couldn't find schema for kind (\w+)", result.stdout + result.stderr)
+    assert set(unknown) <= {"Gateway", "VirtualService"}
+
+
+def test_checkov_has_no_failed_check(rendered) -> None:  # noqa: ANN001
+    _, path = rendered
+    assert CHECKOV.exists(), "scripts/test.sh installs checkov into .venv-checkov"
+    result = subprocess.run(
+        [str(CHECKOV), "--framework", "kubernetes", "--skip-download", "--compact", "--quiet", "-f", str(path)],
+        capture_output=True, text=True,
+    )
+    summary = re.search(r"Passed checks: (\d+), Failed checks: (\d+), Skipped checks: (\d+)", result.stdout)
+    assert summary, result.stdout[-3000:] + result.stderr[-3000:]
+    assert int(summary.group(2)) == 0, result.stdout[-5000:]
+    assert int(summary.group(1)) > 50
+    assert result.returncode == 0
+
+
+def test_every_checkov_skip_is_justified() -> None:
+    for manifest in (ROOT / "deployment").rglob("*.yaml"):
+        for line_no, line in enumerate(manifest.read_text().splitlines(), 1):
+            if "checkov.io/skip" in line:
+                check, _, reason = line.split(":", 1)[1].strip().partition("=")
+                assert re.fullmatch(r"CKV2?_K8S_\d+", check), (manifest, line_no)
+                assert len(reason.split()) >= 5, f"{manifest}:{line_no}: a skip needs its reason"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pod_shape(overlay: str) -> None:
+    objs = objects(overlay)
+    pod = objs["Deployment/sentiment"]["spec"]["template"]["spec"]
+    config = objs["ConfigMap/sentiment-config"]["data"]
+
+    (redis,) = pod["initContainers"]
+    assert redis["restartPolicy"] == "Always"  # native sidecar: up before the API, outlives it
+    args = redis["args"]
+    assert args[args.index("--bind") + 1] == "127.0.0.1" and args[args.index("--save") + 1] == ""
+    assert args[args.index("--maxmemory-policy") + 1] == "allkeys-lru"
+    assert config["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+
+    (api,) = pod["containers"]
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert api["livenessProbe"]["httpGet"]["path"] == "/livez"
+    startup = api["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # model loading
+    env = {e["name"]: e["value"] for e in api.get("env", [])}
+    assert int(env.get("TORCH_THREADS", config["TORCH_THREADS"])) == int(api["resources"]["limits"]["cpu"])
+
+    # graceful shutdown: the grace period covers the preStop pause and a full request
+    pause = int(api["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] >= pause + float(config["REQUEST_TIMEOUT_S"])
+
+    # Pod Security Standards, restricted
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    mounted = set()
+    for container in (api, redis):
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        mounted |= {m["name"] for m in container["volumeMounts"]}
+    assert mounted <= {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+
+    for kind in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"):
+        assert f"{kind}/sentiment" in objs or f"{kind}/sentiment-config" in objs
+    assert objs["Service/sentiment"]["spec"]["ports"][0]["name"] == "http"
+
+
+def test_overlay_differences() -> None:
+    minikube, aks = objects("minikube"), objects("aks")
+    assert minikube["Deployment/sentiment"]["spec"]["replicas"] == 1
+    assert minikube["Deployment/sentiment"]["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "Never"
+    assert not any(k.startswith(("Gateway/", "VirtualService/")) for k in minikube)
+    assert {"Gateway/sentiment", "VirtualService/sentiment"} <= set(aks)
+    assert aks["HorizontalPodAutoscaler/sentiment"]["spec"]["minReplicas"] >= 2
+    sources = aks["NetworkPolicy/sentiment"]["spec"]["ingress"][0]["from"]
+    assert any(s.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "istio-system" for s in sources)
+
+
+def test_bentoml_build_packs_service_and_model(bentoml_home: Path) -> None:
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home)}
+    result = subprocess.run([sys.executable, "-m", "bentoml", "build", "-o", "tag"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tag = result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    name, version = tag.split(":")
+    bento = bentoml_home / "bentos" / name / version
+    manifest = yaml.safe_load((bento / "bento.yaml").read_text())
+    assert [m["tag"].split(":")[0] for m in manifest["models"]] == ["distilbert-sst2"]
+    assert (bento / "src" / "service.py").is_file() and (bento / "src" / "sentiment" / "inference.py").is_file()
+    assert not (bento / "src" / "tests").exists() and not list((bento / "src").glob(".venv*"))
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    assert "torch==2.13.0+cpu" in requirements and "download.pytorch.org/whl/cpu" in requirements
+    assert "FROM python:3.11-slim" in (bento / "env" / "docker" / "Dockerfile").read_text()
