@@ -36,7 +36,7 @@ from sentiment.openapi_doc import OpenAPIDocMiddleware
 from sentiment.schemas import Health, LabelScore, PredictRequest, PredictResponse
 from sentiment.settings import get_settings
 
-logger = logging.getLogger("sentiment")
+logger = logging.getLogger("bentoml.sentiment")  # under BentoML's log handlers
 settings = get_settings()
 install_batch_policy(settings.batch_wait_ms)
 # One per public worker process, shared by predict() and the HTTP middleware.
@@ -69,7 +69,8 @@ class SentimentModel:
     model_ref = bentoml.models.BentoModel(settings.model_tag)
 
     def __init__(self) -> None:
-        from sentiment.inference import BatchStats, Classifier, configure_torch_threads
+        from sentiment.inference import BatchStats, Classifier, configure_torch_threads, cpu_supports_bf16
+        from sentiment.precision_guard import choose_precision
 
         self._stats_cls = BatchStats
         # Request handling (the public service) is latency-critical and light; the
@@ -77,9 +78,13 @@ class SentimentModel:
         os.nice(settings.model_nice)
         threads = configure_torch_threads(settings.torch_threads)
         info = StoredClassifier.from_model(self.model_ref)
+        precision = settings.precision
+        if precision == "auto":  # the fastest precision that passed `train_or_import.py guard`
+            supported = ["fp32", "int8"] + (["bf16"] if cpu_supports_bf16() else [])
+            precision = choose_precision(self.model_ref.info.metadata.get("precision_guard"), supported)
         self.classifier = Classifier(
             info.path,
-            precision=settings.precision,
+            precision=precision,
             max_length=info.max_length,
             group_max_texts=settings.group_max_texts,
             group_max_tokens=settings.group_max_tokens,

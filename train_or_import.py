@@ -3,6 +3,7 @@
     python train_or_import.py import [--source ID_OR_DIR] [--name distilbert-sst2]
     python train_or_import.py train --base ID_OR_DIR --train FILE [--eval FILE] [--epochs N]
     python train_or_import.py eval --data FILE [--tag distilbert-sst2:latest]
+    python train_or_import.py guard --data FILE [--tag ...] [--record]
 
 The store is BentoML's (`$BENTOML_HOME/models`, default ~/bentoml/models).
 Offline machines pass a local `save_pretrained` directory as the source.
@@ -90,18 +91,58 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    import bentoml
-
     from sentiment.inference import Classifier, configure_torch_threads
 
     configure_torch_threads()
     examples = read_labelled(args.data, limit=args.limit)
-    try:
-        stored = bentoml.models.get(args.tag)
-    except bentoml.exceptions.NotFound:
-        raise ModelSourceError(f"no model {args.tag} in the store (run `python train_or_import.py import` first)") from None
+    stored = _stored(args.tag)
     acc = accuracy(Classifier(stored.path, precision=args.precision), examples)
     print(f"accuracy: {acc:.4f} ({round(acc * len(examples))}/{len(examples)}) model={stored.tag} precision={args.precision}")
+
+
+def cmd_guard(args: argparse.Namespace) -> None:
+    import bentoml
+
+    from sentiment.inference import Classifier, configure_torch_threads, cpu_supports_bf16
+    from sentiment.precision_guard import MAX_ACCURACY_DROP, MIN_AGREEMENT, choose_precision, compare, score_all
+
+    configure_torch_threads()
+    examples = read_labelled(args.data, limit=args.limit)
+    stored = _stored(args.tag)
+    texts, labels = [e.sentence for e in examples], [e.label for e in examples]
+    fp32 = Classifier(stored.path)
+    fp32.predict_proba(texts[:32])  # warm-up before timing
+    reference, fp32_speed = score_all(fp32.predict_proba, texts)
+    results = {"fp32": compare("fp32", reference, reference, labels, fp32_speed)}
+    for precision in [p for p in args.precisions.split(",") if p and p != "fp32"]:
+        if precision == "bf16" and not cpu_supports_bf16():
+            print(f"{precision}: skipped, this CPU has no AVX512-BF16/AMX")
+            continue
+        classifier = Classifier(stored.path, precision=precision)
+        classifier.predict_proba(texts[:32])
+        rows, speed = score_all(classifier.predict_proba, texts)
+        results[precision] = compare(precision, reference, rows, labels, speed)
+
+    print(f"guard: agreement with fp32 >= {MIN_AGREEMENT:.1%}, accuracy drop <= {MAX_ACCURACY_DROP * 100:.1f} point; {len(texts)} texts, {stored.tag}")
+    print(f"{'precision':<10}{'agreement':>10}{'accuracy':>10}{'max diff':>10}{'texts/s':>10}  verdict")
+    for r in results.values():
+        print(f"{r.precision:<10}{r.agreement:>10.2%}{r.accuracy:>10.2%}{r.max_score_diff:>10.4f}{r.texts_per_s:>10.1f}  {'pass' if r.passed else 'FAIL'}")
+    recorded = {p: r.as_metadata() for p, r in results.items()}
+    supported = ["fp32", "int8"] + (["bf16"] if cpu_supports_bf16() else [])
+    print(f"PRECISION=auto would serve: {choose_precision(recorded, supported)}")
+    if args.record:
+        stored.info.metadata["precision_guard"] = recorded
+        stored.flush()
+        print(f"recorded in the metadata of {stored.tag}")
+
+
+def _stored(tag: str):  # noqa: ANN202
+    import bentoml
+
+    try:
+        return bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        raise ModelSourceError(f"no model {tag} in the store (run `python train_or_import.py import` first)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"))
     p.add_argument("--limit", type=int, help="use only the first N rows")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("guard", help="check faster precisions against fp32 and record which may be served")
+    p.add_argument("--data", required=True, help="labelled TSV/CSV, e.g. SST-2 dev.tsv")
+    p.add_argument("--tag", default=f"{DEFAULT_NAME}:latest")
+    p.add_argument("--precisions", default="bf16,int8", help="comma-separated, compared with fp32")
+    p.add_argument("--limit", type=int, help="use only the first N rows")
+    p.add_argument("--record", action="store_true", help="store the verdicts in the model's metadata (for PRECISION=auto)")
+    p.set_defaults(func=cmd_guard)
     return parser
 
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import metrics
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
 
 Scores = list[float]
 T = TypeVar("T")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
 
 PRECISIONS = ("fp32", "bf16", "int8")
 

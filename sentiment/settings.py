@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     model_tag: str = "distilbert-sst2:latest"
     # fp32 | bf16 (autocast, needs AVX512-BF16/AMX) | int8 (dynamic quantization)
     # | auto (fastest precision that passes the accuracy guard on this CPU)
-    precision: Literal["fp32", "bf16", "int8", "auto"] = "fp32"
+    precision: Literal["fp32", "bf16", "int8", "auto"] = "auto"
     # 0 = use the cores this process may really run on (affinity and cgroup quota)
     torch_threads: int = Field(0, ge=0)
     # niceness added to the model worker so request handling gets the CPU first
