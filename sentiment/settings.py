@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # --- serving and overload ---------------------------------------------
     request_timeout_s: float = Field(60.0, gt=0)
     # texts a public worker lets wait for the model; past it requests get 503 at once
-    max_queued_texts: int = Field(512, ge=1)
+    max_queued_texts: int = Field(256, ge=1)
     retry_after_s: int = Field(1, ge=1)
     # larger bodies are refused with 413 (256 texts x 20,000 chars of JSON fit)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)

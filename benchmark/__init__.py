@@ -1,0 +1,1 @@
+"""One-command benchmark of the sentiment service: `python -m benchmark`."""
