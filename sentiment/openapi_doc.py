@@ -1,7 +1,8 @@
 """Make the OpenAPI document at /docs.json describe what /predict really answers.
 
 BentoML documents its 400 body's `detail` as a string while its validation errors
-send a list of pydantic errors, and it cannot know the statuses this service adds
+send a list of pydantic errors, leaves the request body optional although an
+empty body is refused, and cannot know the statuses this service adds
 (408, 413, 415, 503 with Retry-After). Clients generated from the document, and
 schema-checking tools such as schemathesis, need the truth, so the document is
 amended on its way out.
@@ -37,6 +38,7 @@ def amend(spec: dict[str, Any]) -> dict[str, Any]:
         }
     predict = spec.get("paths", {}).get("/predict", {}).get("post")
     if predict is not None:
+        predict.get("requestBody", {})["required"] = True  # an empty body is a 400
         for status, (description, headers) in EXTRA_RESPONSES.items():
             response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": ERROR}}}
             if headers:

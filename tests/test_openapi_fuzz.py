@@ -32,6 +32,7 @@ def test_documented_errors(small_limits_server) -> None:  # noqa: ANN001
     responses = spec["paths"]["/predict"]["post"]["responses"]
     assert {"200", "400", "408", "413", "415", "503"} <= set(responses)
     assert "Retry-After" in responses["503"]["headers"]
+    assert spec["paths"]["/predict"]["post"]["requestBody"]["required"] is True
     detail = spec["components"]["schemas"]["InvalidArgument"]["properties"]["detail"]
     assert {"type": "array", "items": {"type": "object"}} in detail["anyOf"]
 
