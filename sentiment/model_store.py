@@ -102,7 +102,18 @@ def save_to_store(
         if evaluate is not None:
             stored.info.metadata.update(evaluate(stored.path))
         stored.info.labels.update({"task": "text-classification"})
+        readable_by_any_user(stored.path)  # the store copies these modes on commit
     return stored
+
+
+def readable_by_any_user(path: str) -> None:
+    """Let any UID read a stored model. BentoML creates version folders 0700 and
+    transformers writes weights 0600, so an image run under another UID than the one that
+    built it (Kubernetes' runAsUser, OpenShift's random UIDs) could not load them."""
+    root = Path(path)
+    for item in [root, *root.rglob("*")]:
+        mode = item.stat().st_mode
+        item.chmod(mode | (0o555 if item.is_dir() else 0o444))
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,11 @@ def test_import_local_dir_records_metadata(tmp_path: Path, model_dir: Path, tiny
     assert meta["max_length"] == 512
     assert meta["source"] == str(model_dir)
     assert len(meta["fingerprint"]) == 16
+    # any UID may read the stored files (an image run with Kubernetes' runAsUser loads them)
+    stored = [p for p in (tmp_path / "models" / "distilbert-sst2").rglob("*")]
+    assert any(p.name == "model.safetensors" for p in stored)
+    for path in stored:
+        assert path.stat().st_mode & (0o005 if path.is_dir() else 0o004), path
 
     cli("import", "--source", str(model_dir), "--name", "again", home=tmp_path)
     cli("import", "--source", str(tiny_model_dir), "--name", "tiny", home=tmp_path)
