@@ -9,6 +9,11 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v kubectl >/dev/null || need+=(kubernetes-client)   # for `kubectl kustomize`
+# the container stage (tests/test_container.py): build and run images without a registry
+for tool in podman buildah runc debootstrap catatonit; do
+    command -v $tool >/dev/null || need+=($tool)
+done
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)   # podman's -p / hostPort
 if [ ${#need[@]} -gt 0 ]; then
     echo "test: installing Debian packages: ${need[*]}" >&2
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

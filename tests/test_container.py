@@ -1,0 +1,224 @@
+"""The shipped artefacts, run for real: the OCI image built by `bentoml build` +
+`bentoml containerize` (scripts/build_image.py, with podman/buildah and no registry),
+run with podman, and the rendered minikube Deployment run with `podman kube play`.
+
+No registry is reachable here, so the public base images are local stand-ins
+(scripts/standin_images.sh), torch's CPU wheel comes from a local wheelhouse and the
+host's CA bundle is passed as the build's extra CA (outgoing HTTPS goes through a
+TLS-intercepting proxy on these machines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.helpers import ROOT, free_port, metric_sum, parse_metrics
+
+IMAGE = "localhost/sentiment:test"
+TEXTS = ["I love you", "I hate you", "Count to 1234"]
+CONTAINERS_CONF = ROOT / "scripts" / "containers.conf"
+
+
+def podman_env() -> dict[str, str]:
+    # runc and explicit ulimits: crun cannot start containers on this host's cgroup setup
+    return {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(CONTAINERS_CONF))}
+
+
+def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"podman {' '.join(args)}: {result.stderr[-3000:]}"
+    return result
+
+
+def report(request: pytest.FixtureRequest, line: str) -> None:
+    """A figure for the run's output, past pytest's capture (CI logs show the stage's cost)."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\n{line}", flush=True)
+
+
+def wait_ready(url: str, logs: callable, timeout: float = 240) -> None:  # type: ignore[valid-type]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"{url}/readyz never answered 200 in {timeout:.0f} s; logs:\n{logs()[-5000:]}")
+
+
+def extra_ca_bundle() -> Path | None:
+    """The host's CA bundle: it holds the proxy's CA where there is one, and is harmless where not."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def torch_wheelhouse() -> Path:
+    """torch's pinned CPU wheel, fetched with the host's pip (its find-links or PyTorch's index)."""
+    wheelhouse = ROOT / "build" / "wheelhouse"
+    if not list(wheelhouse.glob("torch-2.13.0+cpu-*.whl")):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+             "--only-binary=:all:", "-d", str(wheelhouse), "torch==2.13.0+cpu",
+             "--extra-index-url", "https://download.pytorch.org/whl/cpu"],
+            check=True,
+        )
+    return wheelhouse
+
+
+@pytest.fixture(scope="module")
+def image(bentoml_home: Path, request: pytest.FixtureRequest) -> str:
+    for tool in ("podman", "buildah", "debootstrap"):
+        assert shutil.which(tool), f"{tool} is installed by scripts/test.sh"
+    timings = {}
+    started = time.monotonic()
+    standin = subprocess.run(["bash", str(ROOT / "scripts" / "standin_images.sh")], env=podman_env(),
+                             capture_output=True, text=True, timeout=900)
+    assert standin.returncode == 0, standin.stderr[-3000:]
+    timings["stand-in images"] = time.monotonic() - started
+
+    started = time.monotonic()
+    cmd = [sys.executable, str(ROOT / "scripts" / "build_image.py"), "-t", IMAGE, "--backend", "buildah",
+           "--wheelhouse", str(torch_wheelhouse())]
+    ca = extra_ca_bundle()
+    if ca is not None:
+        cmd += ["--extra-ca", str(ca)]
+    build = subprocess.run(cmd, env={**podman_env(), "BENTOML_HOME": str(bentoml_home)},
+                           capture_output=True, text=True, timeout=1200)
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    assert build.stdout.strip().splitlines()[-1] == IMAGE
+    timings["bentoml build + containerize"] = time.monotonic() - started
+    size = int(podman("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip())
+    report(request, "container stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+           + f"; image {size / 2**30:.2f} GiB")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def container(image: str) -> Iterator[str]:
+    """The image run as built: `podman run -p 127.0.0.1:PORT:3000`."""
+    name = f"sentiment-test-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:3000", image)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, lambda: podman("logs", name, check=False).stderr)
+        yield url
+    finally:
+        podman("rm", "-f", "-t", "5", name, check=False)
+
+
+def test_image_runs_as_non_root_with_the_model_inside(image: str) -> None:
+    config = json.loads(podman("image", "inspect", image).stdout)[0]["Config"]
+    assert config["User"] == "bentoml"
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["HF_HUB_OFFLINE"] == "1" and env["MODEL_TAG"] == "distilbert-sst2:latest"
+    assert not any(k in env for k in ("SSL_CERT_FILE", "PIP_CERT"))  # the build's CA settings stay in the build
+    uid = podman("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip()
+    assert uid != "0"
+    models = podman("run", "--rm", "--entrypoint", "ls", image, "/home/bentoml/bento/models/distilbert-sst2").stdout
+    assert "latest" in models.split()
+
+
+def test_container_answers_predict_like_bentoml_serve(container: str, server) -> None:  # noqa: ANN001
+    body = {"text": TEXTS}
+    answer = httpx.post(f"{container}/predict", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    reference = httpx.post(f"{server.url}/predict", json=body, timeout=60).json()
+    got = answer.json()
+    assert set(got) == {"predictions"} and len(got["predictions"]) == len(TEXTS)
+    for row, ref in zip(got["predictions"], reference["predictions"]):
+        assert [p["label"] for p in row] == [p["label"] for p in ref]
+        for p, q in zip(row, ref):
+            assert p["score"] == pytest.approx(q["score"], abs=1e-4)
+
+    bad = httpx.post(f"{container}/predict", json={"text": ["ok"], "extra": 1}, timeout=30)
+    assert bad.status_code == 400 and "extra" in bad.text
+    assert httpx.get(f"{container}/livez", timeout=10).status_code == 200
+    assert "sentiment_batch_texts" in httpx.get(f"{container}/metrics", timeout=10).text
+
+
+def podman_kube_yaml(rendered: str, image: str, host_port: int) -> str:
+    """The rendered minikube overlay, as `podman kube play` (4.3) can run it.
+
+    Each change stands in for what a cluster provides or podman 4.3 lacks:
+    - only the ConfigMap and the Deployment: podman has no Service, HPA, PDB or
+      NetworkPolicy;
+    - the Redis native sidecar (init container with restartPolicy: Always) becomes a
+      regular container: podman 4.3 predates native sidecars and would wait for it to exit;
+    - Redis' imagePullPolicy Always -> IfNotPresent: no registry here;
+    - the image is the one just built (as `kustomize edit set image` would set it);
+    - a hostPort on 127.0.0.1 publishes the API port (minikube uses port-forward instead).
+    """
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    kept = [d for d in docs if d["kind"] in ("ConfigMap", "Deployment")]
+    deployment = next(d for d in kept if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    pod = deployment["spec"]["template"]["spec"]
+    (redis,) = pod.pop("initContainers")
+    assert redis.pop("restartPolicy") == "Always"
+    redis["imagePullPolicy"] = "IfNotPresent"
+    (api,) = pod["containers"]
+    api["image"] = image
+    (http,) = [p for p in api["ports"] if p["name"] == "http"]
+    http.update(hostPort=host_port, hostIP="127.0.0.1")
+    pod["containers"].append(redis)
+    return yaml.safe_dump_all(kept, sort_keys=False)
+
+
+def test_kube_play_minikube_deployment(image: str, tmp_path: Path) -> None:
+    rendered = subprocess.run(["kubectl", "kustomize", str(ROOT / "deployment" / "overlays" / "minikube")],
+                              capture_output=True, text=True, check=True).stdout
+    port = free_port()
+    manifest = tmp_path / "minikube-podman.yaml"
+    manifest.write_text(podman_kube_yaml(rendered, image, port))
+    containers_before = set(podman("ps", "-a", "-q").stdout.split())
+
+    podman("kube", "play", str(manifest))
+    pod = "sentiment-pod-0"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, lambda: podman("logs", f"{pod}-api", check=False).stderr)
+        first = httpx.post(f"{url}/predict", json={"text": TEXTS}, timeout=60)
+        assert first.status_code == 200, first.text
+        before = parse_metrics(httpx.get(f"{url}/metrics", timeout=10).text)
+        second = httpx.post(f"{url}/predict", json={"text": TEXTS}, timeout=60)
+        after = parse_metrics(httpx.get(f"{url}/metrics", timeout=10).text)
+        assert second.json() == first.json()
+        # the repeat came from the Redis sidecar, not the model
+        hits = metric_sum(after, "sentiment_cache_lookups_total", backend="redis", result="hit") \
+            - metric_sum(before, "sentiment_cache_lookups_total", backend="redis", result="hit")
+        assert hits == len(TEXTS)
+        assert metric_sum(after, "sentiment_batch_texts_sum") == metric_sum(before, "sentiment_batch_texts_sum")
+        assert metric_sum(after, "sentiment_cache_errors_total") == 0
+
+        # the manifests' security context, as the runtime applied it
+        inspect = json.loads(podman("inspect", f"{pod}-api").stdout)[0]
+        assert inspect["HostConfig"]["ReadonlyRootfs"] is True
+        assert inspect["Config"]["User"].split(":")[0] == "10001"
+        assert podman("exec", f"{pod}-api", "id", "-u").stdout.strip() == "10001"
+        assert podman("exec", f"{pod}-api", "touch", "/home/bentoml/x", check=False).returncode != 0
+    finally:
+        down = podman("kube", "down", str(manifest), check=False)
+    assert down.returncode == 0, down.stderr[-2000:]
+    assert podman("pod", "exists", pod, check=False).returncode != 0
+    assert set(podman("ps", "-a", "-q").stdout.split()) <= containers_before  # nothing left running
