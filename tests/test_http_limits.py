@@ -43,19 +43,20 @@ def is_public_worker(cmdline: list[str]) -> bool:
 
 
 @contextmanager
-def peak_rss(server, interval_s: float = 0.005) -> Iterator[list[int]]:  # noqa: ANN001
-    """Sample the server's resident memory while the block runs; yields [peak] once done.
+def peak_rss(server, interval_s: float = 0.005) -> Iterator[dict[str, int]]:  # noqa: ANN001
+    """Sample the server's resident memory while the block runs; yields {"before", "peak"},
+    the peak final once the block is done.
 
     The peak, not the value after: a body read whole and then freed would give its pages
     back to the OS (large allocations are mmap'ed) and leave no trace afterwards.
     """
-    peak = [service_rss(server)]
+    rss = dict.fromkeys(("before", "peak"), service_rss(server))
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
             try:
-                peak[0] = max(peak[0], service_rss(server))
+                rss["peak"] = max(rss["peak"], service_rss(server))
             except psutil.Error:  # a process ended between listing and reading
                 pass
             done.wait(interval_s)
@@ -63,7 +64,7 @@ def peak_rss(server, interval_s: float = 0.005) -> Iterator[list[int]]:  # noqa:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        yield peak
+        yield rss
     finally:
         done.set()
         sampler.join()
@@ -104,13 +105,12 @@ def test_50mb_body_is_refused_without_growing_memory(limited_server) -> None:  #
     # warm-up: the refusal path's first run allocates (imports, buffers) once
     assert status_of(raw_request(port, with_length, [b'{"text": ["' + mib] * 5)) in (413, 0)
 
-    before = service_rss(limited_server)
-    with peak_rss(limited_server) as peak:
+    with peak_rss(limited_server) as rss:
         response = raw_request(port, with_length, [b'{"text": ["' + mib] * 50)
         assert status_of(response) in (413, 0), response[:200]  # 413, or the connection closed on us
         response = raw_request(port, chunked, chunks)
         assert status_of(response) in (413, 0), response[:200]
-    grown = peak[0] - before
+    grown = rss["peak"] - rss["before"]
     print(f"\npeak resident memory grew by {grown / 2**20:.1f} MiB while 2 x 50 MiB bodies were refused "
           f"(body limit {BODY_LIMIT / 2**20:.0f} MiB)")
     # about the limit's worth is buffered before the refusal (2-4.5 MiB measured); a body read
