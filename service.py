@@ -29,6 +29,7 @@ from starlette.routing import Route
 from sentiment import metrics
 from sentiment.admission import TextAdmission
 from sentiment.batching import install_batch_policy
+from sentiment.coalescing import CoalescingCaller
 from sentiment.cache import CacheKeys, CircuitBreaker, MemoryBackend, PredictionCache, RedisBackend
 from sentiment.http_limits import RequestLimitsMiddleware
 from sentiment.http_metrics import BodySizeMiddleware
@@ -58,6 +59,14 @@ def stage(name: str) -> Iterator[None]:
         metrics.STAGE_SECONDS.labels(stage=name).observe(time.perf_counter() - start)
 
 
+def serving_pair(model: bentoml.Model) -> tuple[str, str]:
+    """(engine, precision) for ENGINE/PRECISION; both services resolve it the same way
+    (same settings, model and CPU), so the cache key names what really computed a score."""
+    from sentiment.precision_guard import served_pair
+
+    return served_pair(model.path, model.info.metadata.get("precision_guard"), settings.engine, settings.precision)
+
+
 def freeze_startup_objects() -> None:
     """Keep the garbage collector off the millions of objects loaded at start-up.
 
@@ -81,8 +90,7 @@ class SentimentModel:
     model_ref = bentoml.models.BentoModel(settings.model_tag)
 
     def __init__(self) -> None:
-        from sentiment.inference import BatchStats, Classifier, configure_torch_threads, cpu_supports_bf16
-        from sentiment.precision_guard import choose_precision
+        from sentiment.inference import BatchStats, Classifier, configure_torch_threads
 
         self._stats_cls = BatchStats
         # Request handling (the public service) is latency-critical and light; the
@@ -90,23 +98,23 @@ class SentimentModel:
         os.nice(settings.model_nice)
         threads = configure_torch_threads(settings.torch_threads)
         info = StoredClassifier.from_model(self.model_ref)
-        precision = settings.precision
-        if precision == "auto":  # the fastest precision that passed `train_or_import.py guard`
-            supported = ["fp32", "int8"] + (["bf16"] if cpu_supports_bf16() else [])
-            precision = choose_precision(self.model_ref.info.metadata.get("precision_guard"), supported)
+        engine, precision = serving_pair(self.model_ref)
         self.classifier = Classifier(
             info.path,
+            engine=engine,
             precision=precision,
             max_length=info.max_length,
             group_max_texts=settings.group_max_texts,
             group_max_tokens=settings.group_max_tokens,
+            threads=threads,
         )
         # Warm up (first calls allocate and pick kernels) before /readyz says ready.
         for n in (1, 8):
             self.classifier.predict_proba(["warm-up sentence for the model"] * n)
+        metrics.MODEL_INFO.labels(model=info.tag, engine=engine, precision=precision).set(1)
         logger.info(
-            "model %s loaded: precision=%s torch_threads=%d labels=%s",
-            info.tag, self.classifier.precision, threads, self.classifier.labels,
+            "model %s loaded: engine=%s precision=%s threads=%d labels=%s",
+            info.tag, engine, precision, threads, self.classifier.labels,
         )
         freeze_startup_objects()
 
@@ -151,7 +159,9 @@ class Sentiment:
 
         self.info = StoredClassifier.from_model(self.model_ref)
         tokenizer = AutoTokenizer.from_pretrained(self.info.path)
-        self.cache_keys = CacheKeys(tokenizer, self.info.fingerprint, self.info.max_length)
+        engine, precision = serving_pair(self.model_ref)
+        # scores of one engine/precision are never served as another's
+        self.cache_keys = CacheKeys(tokenizer, f"{self.info.fingerprint}-{engine}-{precision}", self.info.max_length)
         if settings.redis_url:
             breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
             backend = RedisBackend(settings.redis_url, settings.redis_timeout_ms, breaker)
@@ -159,6 +169,10 @@ class Sentiment:
             backend = MemoryBackend(settings.cache_max_entries)
         self.cache = PredictionCache(backend, n_labels=len(self.info.labels), ttl_s=settings.cache_ttl_s)
         self.admission = ADMISSION
+        # the texts of concurrent requests leave for the model service together
+        self.model_calls = CoalescingCaller(
+            lambda texts: self.model.to_async.classify(texts), max_items=settings.max_batch_size
+        )
         logger.info("prediction cache: %s", backend.name)
         freeze_startup_objects()
 
@@ -204,7 +218,7 @@ class Sentiment:
         if mine:
             metrics.MODEL_TEXTS.inc(len(mine))
             try:
-                rows = await self.model.to_async.classify([text_of[k] for k in mine])
+                rows = await self.model_calls([text_of[k] for k in mine])
             except BaseException as exc:
                 self.cache.settle({}, error=exc, keys=mine)
                 raise

@@ -1,12 +1,18 @@
 """Put a sentiment classifier into the BentoML model store: import one, fine-tune one, or evaluate one.
 
-    python train_or_import.py import [--source ID_OR_DIR] [--name distilbert-sst2]
+    python train_or_import.py import [--source ID_OR_DIR] [--name distilbert-sst2] [--eval FILE]
     python train_or_import.py train --base ID_OR_DIR --train FILE [--eval FILE] [--epochs N]
-    python train_or_import.py eval --data FILE [--tag distilbert-sst2:latest]
+    python train_or_import.py eval --data FILE [--tag distilbert-sst2:latest] [--engine E] [--precision P]
     python train_or_import.py guard --data FILE [--tag ...] [--record]
 
 The store is BentoML's (`$BENTOML_HOME/models`, default ~/bentoml/models).
 Offline machines pass a local `save_pretrained` directory as the source.
+
+Every import and training run also stores the OpenVINO export (fp32 and
+weight-only int8) next to the weights. With `--eval FILE` (held-out labelled
+data) it then runs the accuracy guard for every engine x precision this CPU
+can run and records the verdicts: `ENGINE=auto PRECISION=auto` (the service's
+defaults) serve the fastest pair that passed. Without `--eval` they serve fp32.
 """
 
 from __future__ import annotations
@@ -17,14 +23,56 @@ import sys
 from collections.abc import Sequence
 
 from sentiment.data import DataError, Example, read_labelled
+from sentiment.engines import ENGINES, PRECISIONS, EngineUnavailable
 from sentiment.model_store import DEFAULT_NAME, DEFAULT_SOURCE, ModelSourceError, load_pretrained, save_to_store
 
 
 def cmd_import(args: argparse.Namespace) -> None:
+    evaluation = read_labelled(args.eval, limit=args.eval_limit) if args.eval else None
     model, tokenizer = load_pretrained(args.source)
-    stored = save_to_store(args.name, model, tokenizer, source=args.source)
+    stored = save_to_store(
+        args.name, model, tokenizer, source=args.source, export=not args.no_export,
+        evaluate=_guard_on(evaluation, args.eval) if evaluation else None,
+    )
     meta = stored.info.metadata
     print(f"imported {stored.tag}: labels={meta['labels']} max_length={meta['max_length']} fingerprint={meta['fingerprint']}")
+    _print_served(stored)
+
+
+def _guard_on(examples: Sequence[Example], source: str):  # noqa: ANN202
+    """An `evaluate` step for save_to_store: accuracy of torch fp32 plus the guard over every pair."""
+
+    def evaluate(saved_dir: str) -> dict[str, object]:
+        from sentiment.engines import supported_pairs
+        from sentiment.inference import configure_torch_threads
+        from sentiment.precision_guard import measure
+
+        configure_torch_threads()
+        texts, labels = [e.sentence for e in examples], [e.label for e in examples]
+        results = measure(saved_dir, texts, labels, supported_pairs(saved_dir), log=_log)
+        _print_guard(results, len(texts))
+        fp32 = results["torch/fp32"]
+        print(f"eval accuracy: {fp32.accuracy:.4f} ({len(examples)} rows)")
+        return {
+            "eval_accuracy": round(fp32.accuracy, 4), "eval_file": source, "eval_rows": len(examples),
+            "precision_guard": {key: r.as_metadata() for key, r in results.items()},
+        }
+
+    return evaluate
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _print_served(stored) -> None:  # noqa: ANN001
+    from sentiment.engines import supported_pairs
+    from sentiment.precision_guard import choose, pair_key
+
+    guard = stored.info.metadata.get("precision_guard")
+    served = choose(guard, supported_pairs(stored.path))
+    how = "fastest pair that passed the guard" if guard else "no guard recorded (import with --eval FILE to measure the faster precisions)"
+    print(f"ENGINE=auto PRECISION=auto will serve {pair_key(*served)}: {how}")
 
 
 def accuracy(classifier, examples: Sequence[Example], batch_size: int = 64, desc: str = "eval") -> float:  # noqa: ANN001
@@ -42,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
     from tqdm import tqdm
 
-    from sentiment.inference import Classifier, configure_torch_threads
+    from sentiment.inference import configure_torch_threads
 
     configure_torch_threads()
     train = read_labelled(args.train, limit=args.limit)
@@ -79,15 +127,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     model.eval()
     metadata: dict[str, object] = {"base": args.base, "train_file": args.train, "train_rows": len(train), "epochs": args.epochs}
 
-    def evaluate(saved_dir: str) -> dict[str, object]:
-        if not evaluation:
-            return {}
-        acc = accuracy(Classifier(saved_dir), evaluation)
-        print(f"eval accuracy: {acc:.4f} ({len(evaluation)} rows)")
-        return {"eval_accuracy": round(acc, 4), "eval_file": args.eval, "eval_rows": len(evaluation)}
-
-    stored = save_to_store(args.name, model, tokenizer, source=args.base, extra_metadata=metadata, evaluate=evaluate)
+    stored = save_to_store(
+        args.name, model, tokenizer, source=args.base, extra_metadata=metadata,
+        evaluate=_guard_on(evaluation, args.eval) if evaluation else None,
+    )
     print(f"saved {stored.tag}")
+    _print_served(stored)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -96,44 +141,43 @@ def cmd_eval(args: argparse.Namespace) -> None:
     configure_torch_threads()
     examples = read_labelled(args.data, limit=args.limit)
     stored = _stored(args.tag)
-    acc = accuracy(Classifier(stored.path, precision=args.precision), examples)
-    print(f"accuracy: {acc:.4f} ({round(acc * len(examples))}/{len(examples)}) model={stored.tag} precision={args.precision}")
+    acc = accuracy(Classifier(stored.path, engine=args.engine, precision=args.precision), examples)
+    print(
+        f"accuracy: {acc:.4f} ({round(acc * len(examples))}/{len(examples)}) model={stored.tag} "
+        f"engine={args.engine} precision={args.precision}"
+    )
 
 
 def cmd_guard(args: argparse.Namespace) -> None:
-    import bentoml
-
-    from sentiment.inference import Classifier, configure_torch_threads, cpu_supports_bf16
-    from sentiment.precision_guard import MAX_ACCURACY_DROP, MIN_AGREEMENT, choose_precision, compare, score_all
+    from sentiment.engines import supported_pairs
+    from sentiment.inference import configure_torch_threads
+    from sentiment.precision_guard import measure
 
     configure_torch_threads()
     examples = read_labelled(args.data, limit=args.limit)
     stored = _stored(args.tag)
-    texts, labels = [e.sentence for e in examples], [e.label for e in examples]
-    fp32 = Classifier(stored.path)
-    fp32.predict_proba(texts[:32])  # warm-up before timing
-    reference, fp32_speed = score_all(fp32.predict_proba, texts)
-    results = {"fp32": compare("fp32", reference, reference, labels, fp32_speed)}
-    for precision in [p for p in args.precisions.split(",") if p and p != "fp32"]:
-        if precision == "bf16" and not cpu_supports_bf16():
-            print(f"{precision}: skipped, this CPU has no AVX512-BF16/AMX")
-            continue
-        classifier = Classifier(stored.path, precision=precision)
-        classifier.predict_proba(texts[:32])
-        rows, speed = score_all(classifier.predict_proba, texts)
-        results[precision] = compare(precision, reference, rows, labels, speed)
-
-    print(f"guard: agreement with fp32 >= {MIN_AGREEMENT:.1%}, accuracy drop <= {MAX_ACCURACY_DROP * 100:.1f} point; {len(texts)} texts, {stored.tag}")
-    print(f"{'precision':<10}{'agreement':>10}{'accuracy':>10}{'max diff':>10}{'texts/s':>10}  verdict")
-    for r in results.values():
-        print(f"{r.precision:<10}{r.agreement:>10.2%}{r.accuracy:>10.2%}{r.max_score_diff:>10.4f}{r.texts_per_s:>10.1f}  {'pass' if r.passed else 'FAIL'}")
-    recorded = {p: r.as_metadata() for p, r in results.items()}
-    supported = ["fp32", "int8"] + (["bf16"] if cpu_supports_bf16() else [])
-    print(f"PRECISION=auto would serve: {choose_precision(recorded, supported)}")
+    engines = args.engines.split(",")
+    precisions = args.precisions.split(",")
+    pairs = [p for p in supported_pairs(stored.path) if p[0] in engines and p[1] in precisions]
+    results = measure(stored.path, [e.sentence for e in examples], [e.label for e in examples], pairs, log=_log)
+    _print_guard(results, len(examples), str(stored.tag))
     if args.record:
-        stored.info.metadata["precision_guard"] = recorded
+        stored.info.metadata["precision_guard"] = {key: r.as_metadata() for key, r in results.items()}
         stored.flush()
         print(f"recorded in the metadata of {stored.tag}")
+    _print_served(stored)
+
+
+def _print_guard(results: dict, n_texts: int, tag: str = "") -> None:  # noqa: ANN001
+    from sentiment.precision_guard import MAX_ACCURACY_DROP, MIN_AGREEMENT
+
+    print(f"guard: agreement with torch fp32 >= {MIN_AGREEMENT:.1%}, accuracy drop <= {MAX_ACCURACY_DROP * 100:.1f} point; {n_texts} texts {tag}")
+    print(f"{'engine/precision':<18}{'agreement':>10}{'accuracy':>10}{'max diff':>10}{'texts/s':>10}{'batch 1':>10}  verdict")
+    for key, r in results.items():
+        print(
+            f"{key:<18}{r.agreement:>10.2%}{r.accuracy:>10.2%}{r.max_score_diff:>10.4f}{r.texts_per_s:>10.1f}"
+            f"{r.batch1_texts_per_s:>10.1f}  {'pass' if r.passed else 'FAIL'}"
+        )
 
 
 def _stored(tag: str):  # noqa: ANN202
@@ -152,12 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="copy a Hugging Face model and tokenizer into the model store")
     p.add_argument("--source", default=DEFAULT_SOURCE, help=f"hub id or local directory (default {DEFAULT_SOURCE})")
     p.add_argument("--name", default=DEFAULT_NAME, help=f"model name in the store (default {DEFAULT_NAME})")
+    p.add_argument("--eval", help="held-out labelled TSV/CSV: run the accuracy guard for every engine x precision and record it")
+    p.add_argument("--eval-limit", type=int, help="use only the first N eval rows")
+    p.add_argument("--no-export", action="store_true", help="store the torch weights only (no OpenVINO export)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("train", help="fine-tune a sequence classifier on labelled data and store it")
     p.add_argument("--base", required=True, help="hub id or local directory of the model to start from")
     p.add_argument("--train", required=True, help="TSV/CSV with sentence and label columns")
-    p.add_argument("--eval", help="TSV/CSV to report accuracy on after training")
+    p.add_argument("--eval", help="held-out TSV/CSV: accuracy after training, and the accuracy guard for every engine x precision")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--name", default=DEFAULT_NAME)
     p.add_argument("--lr", type=float, default=5e-5)
@@ -171,14 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="print the accuracy of a stored model on a labelled file")
     p.add_argument("--data", required=True, help="TSV/CSV with sentence and label columns")
     p.add_argument("--tag", default=f"{DEFAULT_NAME}:latest")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"))
+    p.add_argument("--engine", default="torch", choices=ENGINES)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--limit", type=int, help="use only the first N rows")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("guard", help="check faster precisions against fp32 and record which may be served")
+    p = sub.add_parser("guard", help="check every engine x precision against torch fp32 and record which may be served")
     p.add_argument("--data", required=True, help="labelled TSV/CSV, e.g. SST-2 dev.tsv")
     p.add_argument("--tag", default=f"{DEFAULT_NAME}:latest")
-    p.add_argument("--precisions", default="bf16,int8", help="comma-separated, compared with fp32")
+    p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated")
+    p.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated, compared with torch fp32")
     p.add_argument("--limit", type=int, help="use only the first N rows")
     p.add_argument("--record", action="store_true", help="store the verdicts in the model's metadata (for PRECISION=auto)")
     p.set_defaults(func=cmd_guard)
@@ -189,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ModelSourceError, DataError) as exc:
+    except (ModelSourceError, DataError, EngineUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv with the pinned dependencies (idempotent; quick when nothing changed).
-#   scripts/setup.sh          runtime only
+#   scripts/setup.sh          the service and train_or_import.py (requirements-train.txt)
 #   scripts/setup.sh --dev    plus test and load-test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__ != "2.13
     "${PIP[@]}" install "$TORCH" 2>/dev/null || "${PIP[@]}" install "$TORCH" --extra-index-url "$TORCH_INDEX_URL"
 fi
 
-reqs=requirements.txt
+reqs=requirements-train.txt
 [ "${1:-}" = "--dev" ] && reqs=requirements-dev.txt
 stamp=".venv/.installed-$(sha256sum requirements*.txt | sha256sum | cut -c1-16)-$(basename $reqs .txt)"
 if [ ! -f "$stamp" ]; then

@@ -2,8 +2,9 @@
 
 Stages inside one batch: tokenize (no padding) -> sort by token length ->
 split into groups bounded in texts and padded tokens -> pad each group only to
-its own longest text -> forward pass under `torch.inference_mode` -> softmax in
-label-id order, put back in input order.
+its own longest text -> forward pass -> softmax in
+label-id order, put back in input order. The forward pass is the engine's
+(`sentiment/engines.py`: torch, or OpenVINO on the stored export).
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
-logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
+from .engines import PRECISIONS, Engine, cpu_supports_bf16, load_engine
 
-PRECISIONS = ("fp32", "bf16", "int8")
+__all__ = ["PRECISIONS", "BatchStats", "Classifier", "configure_torch_threads", "cpu_supports_bf16", "plan_groups"]
+
+logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
 
 
 def available_cpus() -> int:
@@ -58,14 +62,6 @@ def configure_torch_threads(requested: int = 0, processes_sharing: int = 1) -> i
     with contextlib.suppress(RuntimeError):  # only settable before first parallel work
         torch.set_num_interop_threads(1)
     return threads
-
-
-def cpu_supports_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def plan_groups(
@@ -115,52 +111,49 @@ class BatchStats:
 
 @dataclass
 class Classifier:
-    """A sequence classifier loaded from a `save_pretrained` directory."""
+    """A sequence classifier from a stored `save_pretrained` folder, run by one engine at one precision."""
 
     path: str
     precision: str = "fp32"
+    engine: str = "torch"
     max_length: int = 512
     group_max_texts: int = 32
     group_max_tokens: int = 8192
     group_overhead_tokens: int = 48
-    model: torch.nn.Module = field(init=False, repr=False)
+    threads: int = 0  # engine threads; 0 = torch's current setting
+    runner: Engine = field(init=False, repr=False)
     tokenizer: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
         if self.precision == "bf16" and not cpu_supports_bf16():
             logger.warning("bf16 requested but this CPU has no AVX512-BF16/AMX: using fp32")
             self.precision = "fp32"
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        model = AutoModelForSequenceClassification.from_pretrained(self.path)
-        model.eval()
-        if self.precision == "int8":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        self.model = model
+        self.runner = load_engine(self.path, self.engine, self.precision, self.threads or torch.get_num_threads())
         self.pad_id = self.tokenizer.pad_token_id or 0
-        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        config = AutoConfig.from_pretrained(self.path)
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
 
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _padded(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+    def _padded(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         longest = max(len(x) for x in ids)
-        input_ids = torch.full((len(ids), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), longest), dtype=torch.long)
+        input_ids = np.full((len(ids), longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(ids), longest), dtype=np.int64)
         for row, seq in enumerate(ids):
-            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            input_ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask}
+        return input_ids, mask
 
     def groups(self, ids: list[list[int]]) -> Iterator[list[int]]:
         yield from plan_groups(
             [len(x) for x in ids], self.group_max_texts, self.group_max_tokens, self.group_overhead_tokens
         )
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length, add_special_tokens=True)[
+            "input_ids"
+        ]
 
     def predict_proba(self, texts: Sequence[str], stats: BatchStats | None = None) -> list[list[float]]:
         """Softmax scores in label-id order, one row per text, in input order."""
@@ -168,22 +161,29 @@ class Classifier:
         if not texts:
             return []
         t0 = time.perf_counter()
-        ids = self.tokenizer(
-            list(texts), truncation=True, max_length=self.max_length, add_special_tokens=True
-        )["input_ids"]
+        ids = self.token_ids(texts)
+        stats.tokenize_s += time.perf_counter() - t0
+        return self.predict_ids(ids, stats)
+
+    def predict_ids(self, ids: Sequence[Sequence[int]], stats: BatchStats | None = None) -> list[list[float]]:
+        """Softmax scores for texts already tokenized (token ids with special tokens, within max_length)."""
+        stats = stats if stats is not None else BatchStats()
+        if not ids:
+            return []
         t1 = time.perf_counter()
-        out: list[list[float]] = [[] for _ in texts]
-        with torch.inference_mode(), self._autocast():
-            for group in self.groups(ids):
-                batch = self._padded([ids[i] for i in group])
-                logits = self.model(**batch).logits
-                probs = torch.softmax(logits.float(), dim=-1).tolist()
-                for i, row in zip(group, probs):
-                    out[i] = row
-                stats.groups += 1
-                stats.padded_tokens += batch["input_ids"].numel()
-        stats.texts += len(texts)
+        ids = [list(x)[: self.max_length] for x in ids]
+        out: list[list[float]] = [[] for _ in ids]
+        for group in self.groups(ids):
+            input_ids, mask = self._padded([ids[i] for i in group])
+            logits = self.runner.logits(input_ids, mask).astype(np.float64)
+            logits -= logits.max(axis=-1, keepdims=True)
+            probs = np.exp(logits)
+            probs /= probs.sum(axis=-1, keepdims=True)
+            for i, row in zip(group, probs.tolist()):
+                out[i] = row
+            stats.groups += 1
+            stats.padded_tokens += input_ids.size
+        stats.texts += len(ids)
         stats.tokens += sum(len(x) for x in ids)
-        stats.tokenize_s += t1 - t0
         stats.infer_s += time.perf_counter() - t1
         return out

@@ -91,3 +91,9 @@ INFERENCE_SECONDS = Histogram(
     labelnames=["stage"],
     buckets=_FAST_BUCKETS,
 )
+MODEL_INFO = Gauge(
+    name="sentiment_model_info",
+    documentation="The model being served, and the engine and precision serving it (value 1)",
+    labelnames=["model", "engine", "precision"],
+    multiprocess_mode="livemax",
+)

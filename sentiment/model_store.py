@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import logging
+
 import bentoml
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "distilbert-base-uncased-finetuned-sst-2-english"
 DEFAULT_NAME = "distilbert-sst2"
@@ -73,11 +77,14 @@ def save_to_store(
     source: str,
     extra_metadata: dict[str, Any] | None = None,
     evaluate: Callable[[str], dict[str, Any]] | None = None,
+    export: bool = True,
 ) -> bentoml.Model:
     """Save a transformers model and tokenizer as a new version of `name`.
 
-    `evaluate(saved_dir)` may add metadata (e.g. accuracy) measured on the
-    saved files before the version is committed to the store.
+    The graph-runtime exports (`sentiment/engines.py`) are made here, next to the
+    weights, and checked against torch; `evaluate(saved_dir)` may add metadata
+    (accuracy, the guard's verdicts) measured on the saved files before the
+    version is committed to the store.
     """
     labels = {int(k): v for k, v in model.config.id2label.items()}
     max_length = int(
@@ -89,6 +96,7 @@ def save_to_store(
     with bentoml.models.create(name) as stored:
         model.save_pretrained(stored.path)
         tokenizer.save_pretrained(stored.path)
+        exports = export_engines(model, stored.path, max_length) if export else {}
         stored.info.metadata.update(
             {
                 "source": source,
@@ -96,6 +104,7 @@ def save_to_store(
                 "max_length": max_length,
                 "fingerprint": fingerprint_directory(stored.path),
                 "architecture": type(model).__name__,
+                "exports": exports,
                 **(extra_metadata or {}),
             }
         )
@@ -104,6 +113,39 @@ def save_to_store(
         stored.info.labels.update({"task": "text-classification"})
         readable_by_any_user(stored.path)  # the store copies these modes on commit
     return stored
+
+
+PROBE_TEXTS = (
+    "I love you", "I hate you", "Count to 1234",
+    "a long, winding and ultimately rather pointless story that nevertheless has its moments of real charm",
+)
+
+
+def export_engines(model: Any, path: str, max_length: int) -> dict[str, Any]:  # noqa: ANN401
+    """OpenVINO IR of the model (fp32 and int8) in `path`, when OpenVINO is installed.
+
+    The fp32 export must give torch's scores (|diff| <= 1e-4 on a few texts of
+    different lengths, batched and alone); a broken export fails the import.
+    """
+    from .engines import EngineUnavailable, export_openvino, openvino_installed
+    from .inference import Classifier
+
+    if not openvino_installed():
+        return {}
+    try:
+        written = export_openvino(model, path)
+    except Exception as exc:  # converters fail on architectures they do not know: torch still serves
+        logger.warning("no OpenVINO export for %s: %s", type(model).__name__, exc)
+        return {"openvino": f"failed: {exc}"[:300]}
+    reference = Classifier(path, engine="torch", max_length=max_length)
+    exported = Classifier(path, engine="openvino", max_length=max_length)
+    worst = 0.0
+    for texts in (list(PROBE_TEXTS), *[[t] for t in PROBE_TEXTS]):
+        for a, b in zip(reference.predict_proba(texts), exported.predict_proba(texts)):
+            worst = max(worst, *(abs(x - y) for x, y in zip(a, b)))
+    if worst > 1e-4:
+        raise EngineUnavailable(f"the OpenVINO export differs from torch by {worst:.2e} (> 1e-4) on {len(PROBE_TEXTS)} probe texts")
+    return {"openvino": [p.name for p in written], "openvino_fp32_max_diff": worst}
 
 
 def readable_by_any_user(path: str) -> None:

@@ -18,8 +18,10 @@ class Settings(BaseSettings):
 
     # --- model -----------------------------------------------------------
     model_tag: str = "distilbert-sst2:latest"
-    # fp32 | bf16 (autocast, needs AVX512-BF16/AMX) | int8 (dynamic quantization)
-    # | auto (fastest precision that passes the accuracy guard on this CPU)
+    # torch | openvino (the graph runtime, on the export stored at import)
+    # | auto (the fastest engine/precision pair that passed the accuracy guard)
+    engine: Literal["torch", "openvino", "auto"] = "auto"
+    # fp32 | bf16 (needs AVX512-BF16/AMX) | int8 | auto (see sentiment/precision_guard.py)
     precision: Literal["fp32", "bf16", "int8", "auto"] = "auto"
     # 0 = use the cores this process may really run on (affinity and cgroup quota)
     torch_threads: int = Field(0, ge=0)

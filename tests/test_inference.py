@@ -85,7 +85,10 @@ def test_long_text_truncated_to_window(classifier: Classifier) -> None:
 
 
 def test_labels_come_from_the_model_config(classifier: Classifier) -> None:
-    assert classifier.labels == [classifier.model.config.id2label[i] for i in range(classifier.model.config.num_labels)]
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(classifier.path)
+    assert classifier.labels == [config.id2label[i] for i in range(config.num_labels)]
 
 
 def test_empty_input_needs_no_model_call(classifier: Classifier) -> None:
@@ -97,3 +100,5 @@ def test_empty_input_needs_no_model_call(classifier: Classifier) -> None:
 def test_unknown_precision_is_refused(model_dir) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="precision"):
         Classifier(str(model_dir), precision="fp8")
+    with pytest.raises(ValueError, match="engine"):
+        Classifier(str(model_dir), engine="tensorrt")

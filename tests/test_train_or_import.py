@@ -63,6 +63,10 @@ def test_import_local_dir_records_metadata(tmp_path: Path, model_dir: Path, tiny
     assert meta["max_length"] == 512
     assert meta["source"] == str(model_dir)
     assert len(meta["fingerprint"]) == 16
+    # the graph-runtime export is made at import, stored with the version, and checked against torch
+    assert meta["exports"]["openvino"] == ["fp32.xml", "int8.xml"]
+    assert meta["exports"]["openvino_fp32_max_diff"] <= 1e-4
+    assert "ENGINE=auto PRECISION=auto will serve openvino/fp32: no guard recorded" in out
     # any UID may read the stored files (an image run with Kubernetes' runAsUser loads them)
     stored = [p for p in (tmp_path / "models" / "distilbert-sst2").rglob("*")]
     assert any(p.name == "model.safetensors" for p in stored)
@@ -87,6 +91,7 @@ def test_clear_errors_without_traceback(tmp_path: Path, model_dir: Path) -> None
         (("eval", "--data", str(tmp_path / "nope.tsv")), "data file not found"),
         (("train", "--base", str(model_dir), "--train", str(no_columns)), "no sentence / label column"),
         (("eval", "--data", str(labelled_slice(SST2_DEV, tmp_path / "d.tsv", 5)), "--tag", "absent:latest"), "no model absent:latest"),
+        (("import", "--source", str(model_dir), "--eval", str(no_columns)), "no sentence / label column"),
     ]
     for args, message in cases:
         result = cli(*args, home=tmp_path, check=False)
@@ -113,6 +118,12 @@ def test_train_tiny_model_on_a_slice_then_serve_it(tmp_path: Path, tiny_model_di
 
     evaluated = cli("eval", "--data", str(dev), "--tag", "tiny-trained:latest", home=tmp_path).stdout
     assert f"accuracy: {meta['eval_accuracy']:.4f}" in evaluated
+    # --eval also ran the guard for every pair this CPU runs, torch fp32 being the reference
+    guard = meta["precision_guard"]
+    assert {"torch/fp32", "torch/int8", "openvino/fp32", "openvino/int8"} <= set(guard)
+    assert guard["torch/fp32"]["agreement"] == 1.0 and guard["openvino/fp32"]["agreement"] == 1.0
+    on_openvino = cli("eval", "--data", str(dev), "--tag", "tiny-trained:latest", "--engine", "openvino", home=tmp_path).stdout
+    assert f"accuracy: {guard['openvino/fp32']['accuracy']:.4f}" in on_openvino and "engine=openvino" in on_openvino
 
     server = start_server(tmp_path, tmp_path, env={"MODEL_TAG": "tiny-trained:latest"})
     try:
