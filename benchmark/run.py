@@ -2,9 +2,21 @@
 
     .venv/bin/python -m benchmark [--quick] [--model DIR] [--out reports/latest] [--course-full]
 
-Starts what it needs (a model store in a temporary BENTOML_HOME, `redis-server`,
-`bentoml serve`), runs bounded scenarios, stops everything, writes
-`summary.md`, `results.json` and PNG charts into the output folder.
+Starts what it needs (model stores in a temporary BENTOML_HOME, `redis-server`,
+`bentoml serve`), runs bounded scenarios one after another, stops everything,
+writes `summary.md`, `results.json` and PNG charts into the output folder.
+
+1. raw: every engine/precision this CPU runs, in process, full-size model:
+   a = batch 32 of 16-token sentences, b = batch 1 of 16 tokens,
+   c = SST-2 dev in length-sorted batches of 32 (token ids prepared beforehand).
+2. guard: `train_or_import.py import --eval dev.tsv` of the substitute model
+   (../shared): agreement and accuracy per pair, and the pair `auto` chooses.
+3. end to end, full-size model served with that pair, Redis cache, k6 on the same cores:
+   W1 32 clients x 1 unique text, W2 16 clients x 8 unique texts, W3 1 client x 1 text,
+   saturation (rising arrival rate), the course scenario, cached requests (10 clients),
+   then BentoML's HTTP ceiling (a no-op service, same load as the cached run) and the
+   course scenario once more on today's path (ENGINE=torch, PRECISION=bf16 where the CPU
+   has it, else fp32).
 """
 
 from __future__ import annotations
@@ -27,7 +39,10 @@ from benchmark.report import write_report
 from tests.helpers import RedisServer, free_port, parse_metrics, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
-OFFICIAL_CONFIG = ROOT.parent / "shared" / "models" / "distilbert-sst2-official-config"
+SHARED = ROOT.parent / "shared"
+OFFICIAL_CONFIG = SHARED / "models" / "distilbert-sst2-official-config"
+SUBSTITUTE = SHARED / "models" / "distilbert-sst2-minilm"
+SST2_DEV = SHARED / "data" / "sst2" / "dev.tsv"
 K6 = Path(sys.executable).parent / "k6"
 WORDS = ("the a film movie story plot acting cast ending music was is felt seemed great awful dull "
          "brilliant moving boring clever tired warm cold funny sad long short").split()
@@ -55,26 +70,49 @@ def sentences(n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choices(WORDS, k=12)) + f" {rng.randrange(99991)}{i % 10}" for i in range(n)]
 
 
-def raw_throughput(model_dir: Path, seconds: float) -> dict[str, dict[str, float]]:
-    """In-process Classifier throughput (sentences/s) at batch 1 and 32 for each precision."""
-    from sentiment.inference import Classifier, configure_torch_threads, cpu_supports_bf16
+def import_model(source: Path, home: Path, *extra: str) -> str:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "train_or_import.py"), "import", "--source", str(source), *extra],
+        check=True, cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True,
+    ).stdout
+    return out
 
-    configure_torch_threads()
-    texts = sentences(512, seed=1)
+
+def stored(home: Path) -> tuple[str, dict]:
+    code = "import bentoml, json; m = bentoml.models.get('distilbert-sst2:latest'); print(json.dumps([m.path, m.info.metadata]))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         env={**os.environ, "BENTOML_HOME": str(home)}).stdout
+    path, meta = json.loads(out.strip().splitlines()[-1])
+    return path, meta
+
+
+def raw_throughput(model_dir: str, seconds: float) -> dict[str, dict[str, float]]:
+    """Forward passes (token ids prepared beforehand) per engine/precision: a, b and c in sentences/s."""
+    from sentiment.data import read_labelled
+    from sentiment.engines import supported_pairs
+    from sentiment.inference import Classifier, configure_torch_threads
+
+    threads = configure_torch_threads()
     results: dict[str, dict[str, float]] = {}
-    for precision in ["fp32", "bf16", "int8"]:
-        if precision == "bf16" and not cpu_supports_bf16():
-            continue
-        classifier = Classifier(str(model_dir), precision=precision)
-        results[precision] = {}
-        for batch in (1, 32):
-            classifier.predict_proba(texts[:batch])
+    dev = [e.sentence for e in read_labelled(SST2_DEV)] if SST2_DEV.is_file() else sentences(872, seed=2)
+    for engine, precision in supported_pairs(model_dir):
+        classifier = Classifier(model_dir, engine=engine, precision=precision, threads=threads)
+        sixteen = [ids[:15] + ids[-1:] for ids in classifier.token_ids(sentences(64, seed=1))]  # 16 tokens each
+        by_length = sorted(classifier.token_ids(dev), key=len)
+        row: dict[str, float] = {}
+        for name, batch in (("a", 32), ("b", 1)):
+            classifier.predict_ids(sixteen[:batch])
             done, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds:
-                classifier.predict_proba(texts[done % 480 : done % 480 + batch])
+                classifier.predict_ids(sixteen[done % 32 : done % 32 + batch])
                 done += batch
-            results[precision][f"batch_{batch}"] = done / (time.perf_counter() - start)
-            progress(f"raw {precision} batch {batch}: {results[precision][f'batch_{batch}']:.1f} sentences/s")
+            row[name] = done / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for i in range(0, len(by_length), 32):
+            classifier.predict_ids(by_length[i : i + 32])
+        row["c"] = len(by_length) / (time.perf_counter() - start)
+        results[f"{engine}/{precision}"] = row
+        progress(f"raw {engine}/{precision}: a {row['a']:.1f}, b {row['b']:.1f}, c {row['c']:.1f} sentences/s")
         del classifier
     return results
 
@@ -101,8 +139,9 @@ class MetricsSampler(threading.Thread):
         return self.samples
 
 
-def k6(script: str, env: dict[str, str], out_dir: Path, name: str) -> dict:
+def k6(script: str, env: dict[str, str], out_dir: Path, name: str, metrics_url: str | None = None) -> dict:
     summary, points = out_dir / f"{name}-summary.json", out_dir / f"{name}-points.csv"
+    before = parse_metrics(httpx.get(f"{metrics_url}/metrics", timeout=10).text) if metrics_url else {}
     result = subprocess.run(
         [str(K6), "run", "--quiet", "--summary-trend-stats=min,med,avg,max,p(90),p(99)",
          "--summary-export", str(summary), "--out", f"csv={points}", script],
@@ -111,6 +150,9 @@ def k6(script: str, env: dict[str, str], out_dir: Path, name: str) -> dict:
     data = json.loads(summary.read_text())
     data["thresholds_passed"] = result.returncode == 0
     data["started"], data["points"] = _points(points)
+    if metrics_url:
+        after = parse_metrics(httpx.get(f"{metrics_url}/metrics", timeout=10).text)
+        data["server_metrics"] = {k: after[k] - before.get(k, 0.0) for k in after if k.startswith("sentiment_batch_texts_")}
     return data
 
 
@@ -127,57 +169,99 @@ def _points(path: Path) -> tuple[float, list[tuple[float, float, int]]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="short runs (about 3 minutes in all)")
+    parser.add_argument("--quick", action="store_true", help="short runs (about 5 minutes in all)")
     parser.add_argument("--course-full", action="store_true", help="the course scenario at full length (30 s ramps, 60 s hold)")
     parser.add_argument("--model", type=Path, help="a local save_pretrained model dir (default: full-size random DistilBERT)")
-    parser.add_argument("--precision", help="serving precision (default: bf16 where the CPU supports it, else fp32)")
+    parser.add_argument("--serve", help="engine/precision to serve (default: what auto chooses for the substitute model)")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "latest")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentiment.inference import cpu_supports_bf16
+    from sentiment.engines import cpu_supports_bf16, supported_pairs
+    from sentiment.precision_guard import choose, pair_key
 
-    precision = args.precision or ("bf16" if cpu_supports_bf16() else "fp32")
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="sentiment-bench-"))
-    scale = 0.4 if args.quick else 1.0
-    results: dict = {"precision": precision, "quick": args.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    scale = 0.5 if args.quick else 1.0
+    seconds = lambda s: f"{max(5, int(s * scale))}s"  # noqa: E731
+    results: dict = {"quick": args.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
 
     model_dir = args.model or full_size_model(OFFICIAL_CONFIG, work / "model")
     results["model"] = str(args.model) if args.model else "DistilBERT (official config, random weights)"
-    progress(f"model: {results['model']}; serving precision {precision}")
-    results["raw"] = raw_throughput(model_dir, seconds=4 * scale + 1)
-
     home = work / "bentoml-home"
-    subprocess.run([sys.executable, str(ROOT / "train_or_import.py"), "import", "--source", str(model_dir)],
-                   check=True, cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, stdout=subprocess.DEVNULL)
+    import_model(model_dir, home)  # exports the OpenVINO IR the raw table and the service use
+    stored_path, _ = stored(home)
+    progress(f"model: {results['model']}")
+    results["raw"] = raw_throughput(stored_path, seconds=4 * scale + 1)
+
+    results["guard"], served = {}, ("torch", "fp32")
+    if SUBSTITUTE.is_dir() and SST2_DEV.is_file():
+        progress("guard: import --eval of the substitute model (SST-2 dev)")
+        sub_home = work / "substitute-home"
+        import_model(SUBSTITUTE, sub_home, "--eval", str(SST2_DEV))
+        sub_path, meta = stored(sub_home)
+        results["guard"] = meta.get("precision_guard", {})
+        served = choose(results["guard"], supported_pairs(sub_path))
+    if args.serve:
+        served = tuple(args.serve.split("/"))  # type: ignore[assignment]
+    results["served"] = pair_key(*served)
+    baseline = ("torch", "bf16" if cpu_supports_bf16() else "fp32")
+    results["baseline"] = pair_key(*baseline)
+    progress(f"serving {results['served']} (auto's choice for the substitute model); baseline {results['baseline']}")
+
     redis = RedisServer(free_port()).start()
-    server = start_server(home, work, env={"REDIS_URL": redis.url, "PRECISION": precision})
+    env = {"REDIS_URL": redis.url, "ENGINE": served[0], "PRECISION": served[1]}
+    server = start_server(home, work, env=env)
     sampler = MetricsSampler(server.url)
     sampler.start()
+    clients = "k6/clients.js"
     try:
+        for name, vus, texts in (("w1", 32, 1), ("w2", 16, 8), ("w3", 1, 1)):
+            progress(f"{name}: {vus} clients x {texts} unique text(s) per request (k6/clients.js)")
+            results[name] = k6(clients, {"BASE_URL": server.url, "VUS": str(vus), "TEXTS": str(texts),
+                                         "DURATION": seconds(20)}, args.out, name, metrics_url=server.url)
         progress("saturation: unique sentences at a rising arrival rate (k6/saturation.js)")
         results["saturation"] = k6("k6/saturation.js", {
-            "BASE_URL": server.url, "START_RATE": "5", "PEAK_RATE": "40", "DURATION": f"{int(40 * scale)}s", "TEXTS": "10",
+            "BASE_URL": server.url, "START_RATE": "5", "PEAK_RATE": "40", "DURATION": seconds(30), "TEXTS": "10",
         }, args.out, "saturation")
-        time.sleep(3)
         progress("course scenario: 10 virtual users, 95% cached payload (k6/load.js)")
         course_env = {"BASE_URL": server.url, "VUS": "10"}
         if not args.course_full:
-            course_env.update({"RAMP": f"{int(10 * scale)}s", "DURATION": f"{int(40 * scale)}s"})
+            course_env.update({"RAMP": seconds(10), "DURATION": seconds(30)})
         results["course"] = k6("k6/load.js", course_env, args.out, "course")
-        progress("cache-hit latency: one client, cached texts only")
-        results["cached"] = k6("k6/load.js", {
-            "BASE_URL": server.url, "VUS": "1", "RAMP": "1s", "DURATION": f"{int(15 * scale)}s", "CACHE_RATE": "1", "THINK_S": "0",
-        }, args.out, "cached")
+        progress("cached: 10 clients, cached texts only (k6/clients.js CACHED=1)")
+        cached_env = {"VUS": "10", "TEXTS": "1", "CACHED": "1", "DURATION": seconds(15)}
+        results["cached"] = k6(clients, {"BASE_URL": server.url, **cached_env}, args.out, "cached")
     finally:
         try:
             results["metrics"] = sampler.stop()
         finally:
             server.stop()
-            redis.kill()
+    try:
+        progress("HTTP ceiling: a no-op BentoML service under the cached run's load")
+        noop = start_server(home, work, service="benchmark.noop_service:Noop")
+        try:
+            results["noop"] = k6(clients, {"BASE_URL": noop.url, **cached_env}, args.out, "noop")
+        finally:
+            noop.stop()
+        progress(f"course scenario on today's path ({results['baseline']})")
+        base = start_server(home, work, env={**env, "ENGINE": baseline[0], "PRECISION": baseline[1]})
+        try:
+            redis_flush(redis)
+            results["course_baseline"] = k6("k6/load.js", {**course_env, "BASE_URL": base.url}, args.out, "course-baseline")
+        finally:
+            base.stop()
+    finally:
+        redis.kill()
     write_report(results, args.out)
     progress(f"report: {args.out / 'summary.md'}")
     return 0
+
+
+def redis_flush(redis: RedisServer) -> None:
+    """The baseline starts from an empty cache, as the first course run did."""
+    import redis as redis_py
+
+    redis_py.Redis.from_url(redis.url).flushall()
 
 
 if __name__ == "__main__":

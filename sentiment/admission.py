@@ -14,6 +14,8 @@ entirely from the cache is never shed.
 
 from __future__ import annotations
 
+from . import metrics
+
 
 class TextAdmission:
     def __init__(self, max_queued_texts: int) -> None:
@@ -29,7 +31,9 @@ class TextAdmission:
         if self.queued and self.queued + texts > self.max_queued_texts:
             return False
         self.queued += texts
+        metrics.QUEUED_TEXTS.inc(texts)
         return True
 
     def release(self, texts: int) -> None:
         self.queued -= texts
+        metrics.QUEUED_TEXTS.dec(texts)

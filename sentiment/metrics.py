@@ -37,6 +37,11 @@ RESPONSE_BYTES = Histogram(
     buckets=_SIZE_BUCKETS,
 )
 
+QUEUED_TEXTS = Gauge(
+    name="sentiment_queued_texts",
+    documentation="Texts admitted and waiting for (or being computed by) the model service",
+    multiprocess_mode="livesum",
+)
 SHED_REQUESTS = Counter(
     name="sentiment_shed_requests",
     documentation="Requests answered 503 at once because too many texts were waiting for the model",

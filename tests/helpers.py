@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,25 @@ class ServerProcess:
     def stop(self) -> None:
         stop_process_group(self.proc)
 
+    def worker_pid(self, service_name: str) -> int:
+        """PID of the worker process serving `service_name` (e.g. 'sentiment_model')."""
+        import psutil
+
+        for child in psutil.Process(self.proc.pid).children(recursive=True):
+            args = child.cmdline()
+            if "--service-name" in args and args[args.index("--service-name") + 1] == service_name:
+                return child.pid
+        raise LookupError(f"no worker for {service_name}")
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str = "condition") -> None:
+    """Poll `predicate` until it is true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
 
 def parse_metrics(text: str) -> dict[str, float]:
     samples: dict[str, float] = {}
@@ -86,6 +106,7 @@ def start_server(
     log_dir: Path,
     env: dict[str, str] | None = None,
     ready_timeout: float = 180.0,
+    service: str = "service:Sentiment",
 ) -> ServerProcess:
     port = free_port()
     log_path = log_dir / f"serve-{port}.log"
@@ -98,7 +119,7 @@ def start_server(
     }
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "service:Sentiment", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path, full_env)

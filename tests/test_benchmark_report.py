@@ -20,26 +20,36 @@ def synthetic_run() -> dict:
 
     samples = [metrics(1000 + i, 150.0 * i, 3.0 * i, 10.0 * i, 2.0 * i, 20.0 * i, float(i // 5)) for i in range(20)]
 
-    def scenario(start: float, ms: list[float], status: int = 200) -> dict:
+    def scenario(start: float, ms: list[float], status: int = 200, rate: float = 0.0, texts: int = 1, batch: float = 0.0) -> dict:
         return {"started": start, "points": [(i * 0.1, m, status) for i, m in enumerate(ms)],
-                "metrics": {"checks": {"passes": len(ms), "fails": 0}}}
+                "metrics": {"checks": {"passes": len(ms), "fails": 0}, "http_reqs": {"rate": rate},
+                            "sentences_classified": {"rate": rate * texts}},
+                "server_metrics": {"sentiment_batch_texts_sum": batch * 10, "sentiment_batch_texts_count": 10.0} if batch else {}}
 
     return {
-        "precision": "bf16", "quick": True, "started": "now", "model": "synthetic",
-        "raw": {"fp32": {"batch_1": 30.0, "batch_32": 100.0}, "bf16": {"batch_1": 50.0, "batch_32": 160.0}},
+        "quick": True, "started": "now", "model": "synthetic", "served": "openvino/int8", "baseline": "torch/bf16",
+        "raw": {"torch/fp32": {"a": 100.0, "b": 40.0, "c": 80.0}, "openvino/int8": {"a": 500.0, "b": 260.0, "c": 300.0}},
+        "guard": {"openvino/int8": {"agreement": 0.9954, "accuracy": 0.8968, "passed": True}},
         "saturation": scenario(1000, [500.0] * 50), "course": scenario(1010, [3.0] * 98 + [40.0, 45.0]),
-        "cached": scenario(1015, [1.5] * 100), "metrics": samples,
+        "course_baseline": scenario(1030, [3.0] * 98 + [60.0, 70.0]),
+        "w1": scenario(1040, [80.0] * 100, rate=200.0, batch=24.0), "w2": scenario(1050, [90.0] * 100, rate=30.0, texts=8, batch=60.0),
+        "w3": scenario(1060, [6.0] * 100, rate=150.0, batch=1.0),
+        "cached": scenario(1015, [1.5] * 100, rate=880.0), "noop": scenario(1070, [1.2] * 100, rate=950.0),
+        "metrics": samples,
     }
 
 
-def test_peak_rate_and_targets() -> None:
+def test_peak_rate_ratios_and_batch_fill() -> None:
     run = synthetic_run()
     assert peak_window_rate(run["metrics"], "sentiment_batch_texts_sum") == 150.0
     f = figures(run)
     assert f["http_uncached_texts_per_s"] == 150.0
-    assert f["http_vs_raw"] == 150.0 / 160.0
+    assert f["ratios"]["w1_vs_raw_fp32_a"] == 2.0
+    assert f["ratios"]["w3_vs_raw_fp32_b"] == 150.0 / 40.0
+    assert f["ratios"]["w2_vs_raw_fp32_a"] == 240.0 / 100.0
+    assert f["ratios"]["cached_vs_noop"] == 880.0 / 950.0
+    assert f["w1"]["mean_batch_texts"] == 24.0
     assert f["course"]["p50_ms"] == 3.0 and f["course"]["p99_ms"] == 40.0 and f["course"]["errors"] == 0
-    assert f["cached"]["p50_ms"] == 1.5
 
 
 def test_report_folder_has_summary_charts_and_results(tmp_path: Path) -> None:
@@ -48,6 +58,9 @@ def test_report_folder_has_summary_charts_and_results(tmp_path: Path) -> None:
     for chart in ("latency.png", "throughput.png", "batch_sizes.png", "cache_hit_ratio.png", "errors.png"):
         assert (tmp_path / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"({chart})" in summary
-    assert "| Uncached HTTP throughput ≥ 150 sentences/s (default precision) | 150.0 sentences/s (bf16) | met |" in summary
-    assert "≥ 90% of raw batched (same precision) | 94%" in summary
-    assert json.loads((tmp_path / "results.json").read_text())["cached"]["p50_ms"] == 1.5
+    assert "| W1 requests/s ≥ 1.8x raw torch fp32 batch 32 (a) | 2.00x (200.0 req/s) | met |" in summary
+    assert "| W2 sentences/s ≥ 2.5x raw torch fp32 batch 32 (a) | 2.40x (240.0 sentences/s) | **not met** |" in summary
+    assert "| Cached requests/s ≥ 90% of the no-op BentoML endpoint | 93% (880 vs 950 req/s) | met |" in summary
+    assert "| Course p99 lower than on today's path (torch/bf16) | 40.0 ms vs 60.0 ms | met |" in summary
+    assert "| openvino/int8 | 500.0 | 260.0 | 300.0 | 99.54% | 89.68% | pass |" in summary
+    assert json.loads((tmp_path / "results.json").read_text())["served"] == "openvino/int8"
