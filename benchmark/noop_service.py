@@ -13,5 +13,5 @@ import bentoml
 @bentoml.service(name="noop")
 class Noop:
     @bentoml.api(route="/predict")
-    def predict(self, text: list[str]) -> dict[str, list]:
+    async def predict(self, text: list[str]) -> dict[str, list]:
         return {"predictions": [[] for _ in text]}

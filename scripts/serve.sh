@@ -2,6 +2,9 @@
 # Bring up the service on a fresh machine: environment, model (imported once), `bentoml serve`.
 #   MODEL_SOURCE=<hub id or local dir>  what to import when the store has no model yet
 #                                       (default: distilbert-base-uncased-finetuned-sst-2-english)
+#   MODEL_EVAL=<labelled TSV/CSV>       held-out data for the accuracy guard at import: the
+#                                       service then serves the fastest engine/precision that
+#                                       passed it (without it: fp32 on the graph runtime)
 #   HOST / PORT                         where to listen (default 127.0.0.1:3000)
 # Any other setting (REDIS_URL, PRECISION, MAX_TEXTS, ...) is read from the environment.
 set -euo pipefail
@@ -15,7 +18,7 @@ if ! .venv/bin/bentoml models get "$MODEL_TAG" >/dev/null 2>&1; then
     echo "serve: $MODEL_TAG is not in the model store yet: importing it" >&2
     .venv/bin/python train_or_import.py import \
         --source "${MODEL_SOURCE:-distilbert-base-uncased-finetuned-sst-2-english}" \
-        --name "${MODEL_TAG%%:*}"
+        --name "${MODEL_TAG%%:*}" ${MODEL_EVAL:+--eval "$MODEL_EVAL"}
 fi
 
 exec .venv/bin/bentoml serve service:Sentiment --host "${HOST:-127.0.0.1}" --port "${PORT:-3000}"

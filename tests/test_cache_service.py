@@ -205,3 +205,29 @@ def test_embedded_cache_hits_and_stays_bounded(bentoml_home, tmp_path_factory) -
         assert model_texts(server) == before + 1
     finally:
         server.stop()
+
+
+def test_scores_of_one_engine_are_never_served_as_another_s(bentoml_home, redis_server, redis_service, tmp_path_factory) -> None:  # noqa: ANN001
+    """Same model, same Redis: what the default pair computed is a miss for ENGINE=torch PRECISION=int8."""
+    from tests.helpers import wait_until
+
+    client = redis_py.Redis.from_url(redis_server.url)
+    default_pair = redis_service.log().split("loaded: engine=", 1)[1].split()[0:2]  # ['openvino', 'precision=fp32']
+    text = unique("a film for two engines")
+    predict(redis_service, [text])
+    wait_until(lambda: any(b"-" in k.split(b":")[1] for k in client.keys("sentiment:*")), 10, "the write-back")
+    other = start_server(
+        bentoml_home, tmp_path_factory.mktemp("serve-torch-int8"),
+        env={"REDIS_URL": redis_server.url, "ENGINE": "torch", "PRECISION": "int8"},
+    )
+    try:
+        assert "engine=torch precision=int8" in other.log()
+        predict(other, [text])
+        assert model_texts(other) == 1 and hits(other) == 0  # computed again, by torch int8
+        wait_until(lambda: {k.split(b":")[1].rsplit(b"-", 2)[-2] for k in client.keys("sentiment:*")} >= {b"torch"}, 10, "torch's entry")
+        predict(other, [text])
+        assert model_texts(other) == 1 and hits(other) == 1  # its own entry now
+    finally:
+        other.stop()
+    pairs = {k.split(b":")[1].split(b"-", 1)[1] for k in client.keys("sentiment:*")}
+    assert b"torch-int8" in pairs and f"{default_pair[0]}-{default_pair[1].split('=')[1]}".encode() in pairs
