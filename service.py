@@ -30,6 +30,7 @@ from sentiment import metrics
 from sentiment.admission import TextAdmission
 from sentiment.batching import install_batch_policy
 from sentiment.coalescing import CoalescingCaller
+from sentiment.drain import ActivityTracker, defer_sigterm_until_idle
 from sentiment.cache import CacheKeys, CircuitBreaker, MemoryBackend, PredictionCache, RedisBackend
 from sentiment.http_limits import RequestLimitsMiddleware
 from sentiment.http_metrics import BodySizeMiddleware
@@ -112,6 +113,9 @@ class SentimentModel:
         for n in (1, 8):
             self.classifier.predict_proba(["warm-up sentence for the model"] * n)
         metrics.MODEL_INFO.labels(model=info.tag, engine=engine, precision=precision).set(1)
+        # on shutdown, serve the texts the public service still has to send (sentiment/drain.py)
+        self.activity = ActivityTracker()
+        defer_sigterm_until_idle(lambda: self.activity.idle_for(0.5), max_wait_s=settings.request_timeout_s)
         logger.info(
             "model %s loaded: engine=%s precision=%s threads=%d labels=%s",
             info.tag, engine, precision, threads, self.classifier.labels,
@@ -125,8 +129,9 @@ class SentimentModel:
     )
     def classify(self, texts: list[str]) -> list[list[float]]:
         """Softmax scores in label-id order, one row per text."""
-        stats = self._stats_cls()
-        scores = self.classifier.predict_proba(texts, stats)
+        with self.activity:
+            stats = self._stats_cls()
+            scores = self.classifier.predict_proba(texts, stats)
         metrics.BATCH_TEXTS.observe(stats.texts)
         metrics.BATCH_TOKENS.observe(stats.padded_tokens)
         metrics.INFERENCE_SECONDS.labels(stage="tokenize").observe(stats.tokenize_s)
