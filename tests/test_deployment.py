@@ -84,6 +84,7 @@ def test_pod_shape(overlay: str) -> None:
     assert args[args.index("--bind") + 1] == "127.0.0.1" and args[args.index("--save") + 1] == ""
     assert args[args.index("--maxmemory-policy") + 1] == "allkeys-lru"
     assert config["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+    assert config["ENGINE"] == config["PRECISION"] == "auto"  # the fast path the guard allows
 
     (api,) = pod["containers"]
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
