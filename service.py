@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import Literal
 
 import bentoml
 from starlette.applications import Starlette
@@ -29,6 +30,7 @@ from starlette.routing import Route
 from sentiment import metrics
 from sentiment.admission import TextAdmission
 from sentiment.batching import install_batch_policy
+from sentiment.auth import ApiKeyMiddleware, ApiKeys, OpenAccessWarning
 from sentiment.coalescing import CoalescingCaller
 from sentiment.drain import ActivityTracker, defer_sigterm_until_idle
 from sentiment.cache import CacheKeys, CircuitBreaker, MemoryBackend, PredictionCache, RedisBackend
@@ -36,7 +38,9 @@ from sentiment.http_limits import RequestLimitsMiddleware
 from sentiment.http_metrics import BodySizeMiddleware
 from sentiment.model_store import StoredClassifier
 from sentiment.openapi_doc import OpenAPIDocMiddleware
+from sentiment.request_identity import RequestIdentityMiddleware
 from sentiment.schemas import Health, LabelScore, PredictRequest, PredictResponse
+from sentiment.scoring import Scoring
 from sentiment.settings import get_settings
 
 logger = logging.getLogger("bentoml.sentiment")  # under BentoML's log handlers
@@ -111,7 +115,7 @@ class SentimentModel:
         )
         # Warm up (first calls allocate and pick kernels) before /readyz says ready.
         for n in (1, 8):
-            self.classifier.predict_proba(["warm-up sentence for the model"] * n)
+            self.classifier.logits_for_ids(self.classifier.token_ids(["warm-up sentence for the model"] * n))
         metrics.MODEL_INFO.labels(model=info.tag, engine=engine, precision=precision).set(1)
         # on shutdown, serve the texts the public service still has to send (sentiment/drain.py)
         self.activity = ActivityTracker()
@@ -127,16 +131,15 @@ class SentimentModel:
         max_batch_size=settings.max_batch_size,
         max_latency_ms=settings.max_latency_ms,
     )
-    def classify(self, texts: list[str]) -> list[list[float]]:
-        """Softmax scores in label-id order, one row per text."""
+    def classify(self, ids: list[list[int]]) -> list[list[float]]:
+        """Logits in label-id order, one row per text (token ids, tokenized by the public service)."""
         with self.activity:
             stats = self._stats_cls()
-            scores = self.classifier.predict_proba(texts, stats)
+            logits = self.classifier.logits_for_ids(ids, stats)
         metrics.BATCH_TEXTS.observe(stats.texts)
         metrics.BATCH_TOKENS.observe(stats.padded_tokens)
-        metrics.INFERENCE_SECONDS.labels(stage="tokenize").observe(stats.tokenize_s)
         metrics.INFERENCE_SECONDS.labels(stage="forward").observe(stats.infer_s)
-        return scores
+        return logits
 
 
 async def _health(_: Request) -> JSONResponse:
@@ -160,10 +163,11 @@ class Sentiment:
     model = bentoml.depends(SentimentModel)
 
     def __init__(self) -> None:
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         self.info = StoredClassifier.from_model(self.model_ref)
         tokenizer = AutoTokenizer.from_pretrained(self.info.path)
+        self.scoring = Scoring.from_config(AutoConfig.from_pretrained(self.info.path))
         engine, precision = serving_pair(self.model_ref)
         # scores of one engine/precision are never served as another's
         self.cache_keys = CacheKeys(tokenizer, f"{self.info.fingerprint}-{engine}-{precision}", self.info.max_length)
@@ -176,9 +180,9 @@ class Sentiment:
         self.admission = ADMISSION
         # the texts of concurrent requests leave for the model service together
         self.model_calls = CoalescingCaller(
-            lambda texts: self.model.to_async.classify(texts), max_items=settings.max_batch_size
+            lambda ids: self.model.to_async.classify(ids), max_items=settings.max_batch_size
         )
-        logger.info("prediction cache: %s", backend.name)
+        logger.info("prediction cache: %s; scores: %s over %s", backend.name, self.scoring.function, list(self.scoring.labels))
         freeze_startup_objects()
 
     @bentoml.on_shutdown
@@ -186,15 +190,22 @@ class Sentiment:
         await self.cache.close()
 
     @bentoml.api(input_spec=PredictRequest, output_spec=PredictResponse)
-    async def predict(self, text: list[str]) -> PredictResponse | Response:
-        """Classify texts. Every label of the model is returned, in label-id order."""
+    async def predict(
+        self,
+        text: list[str],
+        top_k: int | None = None,
+        raw_scores: bool = False,
+        truncation: Literal["right", "left"] = "right",
+    ) -> PredictResponse | Response:
+        """Classify texts. Every label of the model is returned, in label-id order, unless top_k is given."""
         if not text:
             return PredictResponse(predictions=[])
         with stage("tokenize"):
-            keys = self.cache_keys(text)
+            encoded = self.cache_keys.encode(text, truncation)
+            keys = [key for key, _ in encoded]
         with stage("cache_lookup"):
-            scores = await self.cache.lookup(keys)
-        missed = [k for k in dict.fromkeys(keys) if k not in scores]
+            logits = await self.cache.lookup(keys)
+        missed = [k for k in dict.fromkeys(keys) if k not in logits]
         if missed:
             if not self.admission.try_acquire(len(missed)):
                 metrics.SHED_REQUESTS.inc()
@@ -205,25 +216,27 @@ class Sentiment:
                 )
             try:
                 with stage("model"):
-                    scores.update(await self._compute(missed, dict(zip(keys, text))))
+                    logits.update(await self._compute(missed, dict(encoded)))
             finally:
                 self.admission.release(len(missed))
         with stage("respond"):
-            labels = self.info.labels
-            return PredictResponse(
-                predictions=[
-                    [LabelScore(label=label, score=s) for label, s in zip(labels, scores[k])] for k in keys
-                ]
-            )
+            return PredictResponse(predictions=[self._answer(logits[k], top_k, raw_scores) for k in keys])
 
-    async def _compute(self, keys: list[str], text_of: dict[str, str]) -> dict[str, list[float]]:
-        """Scores for cache misses: computed once even if other requests want them too."""
+    def _answer(self, logits: list[float], top_k: int | None, raw_scores: bool) -> list[LabelScore]:
+        scores = logits if raw_scores else self.scoring.scores(logits)
+        pairs = list(zip(self.scoring.labels, scores))
+        if top_k is not None:  # as transformers' pipeline: best first
+            pairs = sorted(pairs, key=lambda pair: pair[1], reverse=True)[:top_k]
+        return [LabelScore(label=label, score=score) for label, score in pairs]
+
+    async def _compute(self, keys: list[str], ids_of: dict[str, list[int]]) -> dict[str, list[float]]:
+        """Logits for cache misses: computed once even if other requests want them too."""
         mine, waiting = self.cache.claim(keys)
         results: dict[str, list[float]] = {}
         if mine:
             metrics.MODEL_TEXTS.inc(len(mine))
             try:
-                rows = await self.model_calls([text_of[k] for k in mine])
+                rows = await self.model_calls([ids_of[k] for k in mine])
             except BaseException as exc:
                 self.cache.settle({}, error=exc, keys=mine)
                 raise
@@ -235,8 +248,18 @@ class Sentiment:
         return results
 
 
-# Added outermost first: body sizes are recorded for every request, refused ones included.
+# Every API route of the public service (protected by API keys, limited, measured).
+API_ROUTES = frozenset(method.route for method in Sentiment.apis.values())
+
+# Added outermost first: every API response carries its request id and timings, body
+# sizes are recorded for every request, refused ones included; API keys are checked
+# before anything reads the body or takes queue space.
+Sentiment.add_asgi_middleware(RequestIdentityMiddleware, api_routes=API_ROUTES)
 Sentiment.add_asgi_middleware(BodySizeMiddleware)
+if settings.api_keys_file:
+    Sentiment.add_asgi_middleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys_file), protected_paths=API_ROUTES)
+else:
+    Sentiment.add_asgi_middleware(OpenAccessWarning)
 Sentiment.add_asgi_middleware(
     RequestLimitsMiddleware,
     max_body_bytes=settings.max_body_bytes,
@@ -244,4 +267,4 @@ Sentiment.add_asgi_middleware(
     retry_after_s=settings.retry_after_s,
     admission=ADMISSION,
 )
-Sentiment.add_asgi_middleware(OpenAPIDocMiddleware)
+Sentiment.add_asgi_middleware(OpenAPIDocMiddleware, api_keys=bool(settings.api_keys_file))

@@ -48,6 +48,7 @@ def _guard_on(examples: Sequence[Example], source: str):  # noqa: ANN202
         from sentiment.precision_guard import measure
 
         configure_torch_threads()
+        _require_classifier(saved_dir)
         texts, labels = [e.sentence for e in examples], [e.label for e in examples]
         results = measure(saved_dir, texts, labels, supported_pairs(saved_dir), log=_log)
         _print_guard(results, len(texts))
@@ -59,6 +60,20 @@ def _guard_on(examples: Sequence[Example], source: str):  # noqa: ANN202
         }
 
     return evaluate
+
+
+def _require_classifier(model_dir: str) -> None:
+    """eval and the guard compare predicted classes: a regression model has none."""
+    from transformers import AutoConfig
+
+    from sentiment.scoring import Scoring
+
+    scoring = Scoring.from_config(AutoConfig.from_pretrained(model_dir))
+    if not scoring.is_classifier:
+        raise DataError(
+            f"eval and the accuracy guard need a classification model; {model_dir} is a regression model "
+            "(one output): it is served with raw values and ENGINE/PRECISION=auto serve fp32"
+        )
 
 
 def _log(message: str) -> None:
@@ -141,6 +156,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     configure_torch_threads()
     examples = read_labelled(args.data, limit=args.limit)
     stored = _stored(args.tag)
+    _require_classifier(stored.path)
     acc = accuracy(Classifier(stored.path, engine=args.engine, precision=args.precision), examples)
     print(
         f"accuracy: {acc:.4f} ({round(acc * len(examples))}/{len(examples)}) model={stored.tag} "
@@ -156,6 +172,7 @@ def cmd_guard(args: argparse.Namespace) -> None:
     configure_torch_threads()
     examples = read_labelled(args.data, limit=args.limit)
     stored = _stored(args.tag)
+    _require_classifier(stored.path)
     engines = args.engines.split(",")
     precisions = args.precisions.split(",")
     pairs = [p for p in supported_pairs(stored.path) if p[0] in engines and p[1] in precisions]

@@ -102,15 +102,15 @@ def raw_throughput(model_dir: str, seconds: float) -> dict[str, dict[str, float]
         by_length = sorted(classifier.token_ids(dev), key=len)
         row: dict[str, float] = {}
         for name, batch in (("a", 32), ("b", 1)):
-            classifier.predict_ids(sixteen[:batch])
+            classifier.logits_for_ids(sixteen[:batch])
             done, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds:
-                classifier.predict_ids(sixteen[done % 32 : done % 32 + batch])
+                classifier.logits_for_ids(sixteen[done % 32 : done % 32 + batch])
                 done += batch
             row[name] = done / (time.perf_counter() - start)
         start = time.perf_counter()
         for i in range(0, len(by_length), 32):
-            classifier.predict_ids(by_length[i : i + 32])
+            classifier.logits_for_ids(by_length[i : i + 32])
         row["c"] = len(by_length) / (time.perf_counter() - start)
         results[f"{engine}/{precision}"] = row
         progress(f"raw {engine}/{precision}: a {row['a']:.1f}, b {row['b']:.1f}, c {row['c']:.1f} sentences/s")

@@ -104,3 +104,24 @@ class ApiKeyMiddleware:
             ],
         })
         await send({"type": "http.response.body", "body": body})
+
+
+class OpenAccessWarning:
+    """Without API_KEYS_FILE: warn once when the service is reachable beyond this machine."""
+
+    LOOPBACK = ("127.", "::1", "localhost")
+
+    def __init__(self, app: Any) -> None:  # noqa: ANN401
+        self.app = app
+        self.checked = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
+        if not self.checked and scope["type"] == "http":
+            self.checked = True
+            host = str((scope.get("server") or ("",))[0])
+            if not host.startswith(self.LOOPBACK):
+                logger.warning(
+                    "listening on %s without API keys: anyone who reaches this address can use the API "
+                    "(set API_KEYS_FILE, see README)", host,
+                )
+        await self.app(scope, receive, send)

@@ -37,10 +37,12 @@ def cache_key(fingerprint: str, token_ids: Sequence[int]) -> str:
 
 
 class CacheKeys:
-    """Texts -> cache keys through the model's tokenizer, remembering recent short texts.
+    """Texts -> (cache key, token ids) through the model's tokenizer, remembering recent short texts.
 
     Tokenizing is the costliest step of a cache hit; traffic repeats itself, so
-    the keys of recent texts (up to `memo_max_chars` long) are kept in a small LRU.
+    the keys and ids of recent texts (up to `memo_max_chars` long) are kept in a
+    small LRU. The ids are what the model service gets: a text is tokenized once.
+    `truncation` says which end of a long text is kept ("right" keeps the start).
     """
 
     def __init__(
@@ -52,23 +54,28 @@ class CacheKeys:
         self.max_length = max_length
         self.memo_entries = memo_entries
         self.memo_max_chars = memo_max_chars
-        self._memo: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._memo: collections.OrderedDict[tuple[str, str], tuple[str, list[int]]] = collections.OrderedDict()
 
-    def __call__(self, texts: Sequence[str]) -> list[str]:
-        keys: list[str | None] = [self._memo.get(t) for t in texts]
-        todo = [i for i, k in enumerate(keys) if k is None]
+    def __call__(self, texts: Sequence[str], truncation: str = "right") -> list[str]:
+        return [key for key, _ in self.encode(texts, truncation)]
+
+    def encode(self, texts: Sequence[str], truncation: str = "right") -> list[tuple[str, list[int]]]:
+        found: list[tuple[str, list[int]] | None] = [self._memo.get((truncation, t)) for t in texts]
+        todo = [i for i, k in enumerate(found) if k is None]
         if todo:
+            # the public worker is one thread: setting the side for this call is safe
+            self.tokenizer.truncation_side = truncation
             ids = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length)["input_ids"]
             for i, token_ids in zip(todo, ids):
-                keys[i] = key = cache_key(self.fingerprint, token_ids)
+                found[i] = entry = (cache_key(self.fingerprint, token_ids), list(token_ids))
                 if len(texts[i]) <= self.memo_max_chars:
-                    self._memo[texts[i]] = key
+                    self._memo[(truncation, texts[i])] = entry
         for text in texts:
-            if text in self._memo:
-                self._memo.move_to_end(text)
+            if (truncation, text) in self._memo:
+                self._memo.move_to_end((truncation, text))
         while len(self._memo) > self.memo_entries:
             self._memo.popitem(last=False)
-        return keys  # type: ignore[return-value]
+        return found  # type: ignore[return-value]
 
 
 def encode_scores(scores: Scores) -> bytes:

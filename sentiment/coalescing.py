@@ -16,9 +16,12 @@ or replicas are still merged there.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from .request_identity import record
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,30 +36,35 @@ class CoalescingCaller(Generic[T, R]):
         self._call = call
         self.max_items = max_items
         self.max_in_flight = max_in_flight
-        self._pending: deque[tuple[list[T], asyncio.Future[list[R]]]] = deque()
+        self._pending: deque[tuple[list[T], asyncio.Future[Any], float]] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0  # calls made, for tests and metrics
 
     async def __call__(self, items: Sequence[T]) -> list[R]:
+        """Results for `items`; the time spent waiting for a call and in it goes to request_identity's timings."""
         if not items:
             return []
-        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
-        self._pending.append((list(items), future))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((list(items), future, time.perf_counter()))
         self._dispatch()
         # A caller that goes away cancels only its own future: the call it shares
         # goes on for the others.
-        return await future
+        results, queued_s, call_s = await future
+        record("queue", queued_s)
+        record("inference", call_s)
+        return results
 
     def _dispatch(self) -> None:
         while self._pending and self._in_flight < self.max_in_flight:
-            taken: list[tuple[list[T], asyncio.Future[list[R]]]] = []
+            taken: list[tuple[list[T], asyncio.Future[Any], float]] = []
             count = 0
+            now = time.perf_counter()
             while self._pending and (not taken or count + len(self._pending[0][0]) <= self.max_items):
-                items, future = self._pending.popleft()
+                items, future, enqueued = self._pending.popleft()
                 if future.done():  # its caller went away while it waited
                     continue
-                taken.append((items, future))
+                taken.append((items, future, now - enqueued))
                 count += len(items)
             if not taken:
                 return
@@ -66,8 +74,9 @@ class CoalescingCaller(Generic[T, R]):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, taken: list[tuple[list[T], asyncio.Future[list[R]]]]) -> None:
+    async def _run(self, taken: list[tuple[list[T], asyncio.Future[Any], float]]) -> None:
         released = False
+        start = time.perf_counter()
 
         def release() -> None:
             # The next call leaves before the waiters of this one are woken: their
@@ -79,21 +88,22 @@ class CoalescingCaller(Generic[T, R]):
                 self._dispatch()
 
         try:
-            results = await self._call([item for items, _ in taken for item in items])
+            results = await self._call([item for items, _, _ in taken for item in items])
+            call_s = time.perf_counter() - start
             release()
-            if len(results) != sum(len(items) for items, _ in taken):
-                raise RuntimeError(f"model call returned {len(results)} results for {sum(len(i) for i, _ in taken)} items")
-            start = 0
-            for items, future in taken:
+            if len(results) != sum(len(items) for items, _, _ in taken):
+                raise RuntimeError(f"model call returned {len(results)} results for {sum(len(i) for i, _, _ in taken)} items")
+            offset = 0
+            for items, future, queued_s in taken:
                 if not future.done():
-                    future.set_result(list(results[start : start + len(items)]))
-                start += len(items)
+                    future.set_result((list(results[offset : offset + len(items)]), queued_s, call_s))
+                offset += len(items)
         except asyncio.CancelledError:
-            for _, future in taken:
+            for _, future, _ in taken:
                 future.cancel()
             raise
         except Exception as exc:  # noqa: BLE001 - every waiter gets the call's own error
-            for _, future in taken:
+            for _, future, _ in taken:
                 if not future.done():
                     future.set_exception(exc)
         finally:

@@ -2,8 +2,8 @@
 
 Stages inside one batch: tokenize (no padding) -> sort by token length ->
 split into groups bounded in texts and padded tokens -> pad each group only to
-its own longest text -> forward pass -> softmax in
-label-id order, put back in input order. The forward pass is the engine's
+its own longest text -> forward pass -> logits in
+label-id order, put back in input order (scores: `sentiment/scoring.py`). The forward pass is the engine's
 (`sentiment/engines.py`: torch, or OpenVINO on the stored export).
 """
 
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .engines import PRECISIONS, Engine, cpu_supports_bf16, load_engine
+from .scoring import Scoring
 
 __all__ = ["PRECISIONS", "BatchStats", "Classifier", "configure_torch_threads", "cpu_supports_bf16", "plan_groups"]
 
@@ -133,8 +134,8 @@ class Classifier:
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.runner = load_engine(self.path, self.engine, self.precision, self.threads or torch.get_num_threads())
         self.pad_id = self.tokenizer.pad_token_id or 0
-        config = AutoConfig.from_pretrained(self.path)
-        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        self.scoring = Scoring.from_config(AutoConfig.from_pretrained(self.path))
+        self.labels = list(self.scoring.labels)
 
     def _padded(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         longest = max(len(x) for x in ids)
@@ -156,17 +157,17 @@ class Classifier:
         ]
 
     def predict_proba(self, texts: Sequence[str], stats: BatchStats | None = None) -> list[list[float]]:
-        """Softmax scores in label-id order, one row per text, in input order."""
+        """Scores in label-id order (softmax, sigmoid or raw, as the model's config says), in input order."""
         stats = stats if stats is not None else BatchStats()
         if not texts:
             return []
         t0 = time.perf_counter()
         ids = self.token_ids(texts)
         stats.tokenize_s += time.perf_counter() - t0
-        return self.predict_ids(ids, stats)
+        return [self.scoring.scores(row) for row in self.logits_for_ids(ids, stats)]
 
-    def predict_ids(self, ids: Sequence[Sequence[int]], stats: BatchStats | None = None) -> list[list[float]]:
-        """Softmax scores for texts already tokenized (token ids with special tokens, within max_length)."""
+    def logits_for_ids(self, ids: Sequence[Sequence[int]], stats: BatchStats | None = None) -> list[list[float]]:
+        """Logits for texts already tokenized (token ids with special tokens), in input order."""
         stats = stats if stats is not None else BatchStats()
         if not ids:
             return []
@@ -175,11 +176,7 @@ class Classifier:
         out: list[list[float]] = [[] for _ in ids]
         for group in self.groups(ids):
             input_ids, mask = self._padded([ids[i] for i in group])
-            logits = self.runner.logits(input_ids, mask).astype(np.float64)
-            logits -= logits.max(axis=-1, keepdims=True)
-            probs = np.exp(logits)
-            probs /= probs.sum(axis=-1, keepdims=True)
-            for i, row in zip(group, probs.tolist()):
+            for i, row in zip(group, self.runner.logits(input_ids, mask).tolist()):
                 out[i] = row
             stats.groups += 1
             stats.padded_tokens += input_ids.size

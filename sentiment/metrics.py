@@ -42,6 +42,11 @@ QUEUED_TEXTS = Gauge(
     documentation="Texts admitted and waiting for (or being computed by) the model service",
     multiprocess_mode="livesum",
 )
+AUTH_FAILURES = Counter(
+    name="sentiment_auth_failures",
+    documentation="API requests refused with 401 (missing, malformed or invalid API key)",
+    labelnames=["reason"],
+)
 SHED_REQUESTS = Counter(
     name="sentiment_shed_requests",
     documentation="Requests answered 503 at once because too many texts were waiting for the model",

@@ -29,7 +29,7 @@ EXTRA_RESPONSES = {
 }
 
 
-def amend(spec: dict[str, Any]) -> dict[str, Any]:
+def amend(spec: dict[str, Any], api_keys: bool = False) -> dict[str, Any]:
     invalid = spec.get("components", {}).get("schemas", {}).get("InvalidArgument")
     if invalid is not None:
         invalid["properties"]["detail"] = {
@@ -44,12 +44,27 @@ def amend(spec: dict[str, Any]) -> dict[str, Any]:
             if headers:
                 response["headers"] = headers
             predict["responses"].setdefault(status, response)
+    if api_keys:  # the Swagger UI then shows "Authorize" and sends the key
+        spec.setdefault("components", {}).setdefault("securitySchemes", {})["bearerAuth"] = {"type": "http", "scheme": "bearer"}
+        for operation in _api_operations(spec):
+            operation["security"] = [{"bearerAuth": []}]
+            operation["responses"].setdefault("401", {
+                "description": "Missing, malformed or invalid API key",
+                "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": ERROR}},
+            })
     return spec
 
 
+def _api_operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The POST operations: the API routes (probes, metrics and docs are GET and stay open)."""
+    return [ops["post"] for ops in spec.get("paths", {}).values() if "post" in ops]
+
+
 class OpenAPIDocMiddleware:
-    def __init__(self, app: Any) -> None:  # noqa: ANN401
+    def __init__(self, app: Any, api_keys: bool = False) -> None:  # noqa: ANN401
         self.app = app
+        self.api_keys = api_keys
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
         if scope["type"] != "http" or scope.get("path") != "/docs.json":
@@ -66,7 +81,7 @@ class OpenAPIDocMiddleware:
                 if not message.get("more_body", False):
                     body = b"".join(chunks)
                     if start.get("status") == 200:
-                        body = json.dumps(amend(json.loads(body))).encode()
+                        body = json.dumps(amend(json.loads(body), self.api_keys)).encode()
                     headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
                     headers.append((b"content-length", str(len(body)).encode()))
                     await send({**start, "headers": headers})

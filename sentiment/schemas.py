@@ -6,7 +6,7 @@ examples pre-fill the Swagger UI.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -37,6 +37,16 @@ class PredictRequest(bentoml.IODescriptor):
         ),
         examples=[EXAMPLE_TEXTS],
     )
+    # Per-request options; a request without them is answered as before.
+    top_k: Annotated[int, Field(strict=True, ge=1)] = Field(  # absent = every label (null is not an integer)
+        None, description="Only the k best labels per text, best first (default: every label, in label-id order)."
+    )
+    raw_scores: Annotated[bool, Field(strict=True)] = Field(
+        False, description="Logits instead of probabilities (softmax or sigmoid, as the model's config says)."
+    )
+    truncation: Literal["right", "left"] = Field(
+        "right", description='Which end of a text longer than the model\'s window is cut: "right" keeps the start, "left" the end.'
+    )
 
 
 class LabelScore(BaseModel):
@@ -47,8 +57,10 @@ class LabelScore(BaseModel):
 class PredictResponse(BaseModel):
     predictions: list[list[LabelScore]] = Field(
         ...,
-        description="One list per input text, in input order; every label of the "
-        "model in label-id order with softmax scores that sum to 1.",
+        description="One list per input text, in input order: every label of the model "
+        "in label-id order (or the top_k best, best first). Scores follow the model's config: "
+        "softmax for single-label classifiers (they sum to 1), a sigmoid per label for "
+        "multi-label ones, the raw value for regression; logits with raw_scores.",
     )
 
 

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     redis_breaker_failures: int = Field(3, ge=1)
     redis_breaker_reset_s: float = Field(2.0, gt=0)
 
+    # --- access -----------------------------------------------------------
+    # a file with one API key per line (# comments); set: every API route needs
+    # `Authorization: Bearer <key>`; unset: the API is open
+    api_keys_file: str | None = None
+
     # --- serving and overload ---------------------------------------------
     request_timeout_s: float = Field(60.0, gt=0)
     # texts a public worker lets wait for the model; past it requests get 503 at once

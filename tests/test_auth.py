@@ -56,6 +56,7 @@ def test_requests_without_the_right_key_never_reach_the_model(keyed_server) -> N
         r = predict(keyed_server, headers, [f"refused {reason}"])
         assert r.status_code == 401, r.text
         assert r.headers["www-authenticate"].startswith("Bearer")
+        assert r.headers["x-request-id"]  # refused requests are identified too
         assert reason.split("-")[0] in r.json()["error"] or r.json()["error"] == "invalid API key"
     m = keyed_server.metrics()
     assert {r: metric_sum(m, "sentiment_auth_failures_total", reason=r) for r in cases} == dict.fromkeys(cases, 1.0)

@@ -170,4 +170,10 @@ def test_cache_keys_match_tokenizer_and_memo_is_bounded(model_dir) -> None:  # n
     expected = [cache_key("fp", ids) for ids in tok(texts, truncation=True, max_length=512)["input_ids"]]
     assert keys(texts) == expected
     assert keys(texts) == expected  # from the memo, same answer
-    assert len(keys._memo) == 3 and "a" * 50 not in keys._memo
+    assert len(keys._memo) == 3 and ("right", "a" * 50) not in keys._memo
+    # the other end of a long text is another key; the ids are what the tokenizer gives
+    long_text = "good " * 600 + "bad " * 600
+    right, left = keys.encode([long_text], "right")[0], keys.encode([long_text], "left")[0]
+    assert right[0] != left[0] and len(right[1]) == len(left[1]) == 512
+    tok.truncation_side = "left"
+    assert left[1] == tok([long_text], truncation=True, max_length=512)["input_ids"][0]

@@ -19,9 +19,16 @@ CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
 
 def render(overlay: str) -> str:
+    """`kubectl kustomize` of an overlay, in a copy holding a throw-away API key file (as a user provides one)."""
+    import tempfile
+
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl is installed by scripts/test.sh"
-    result = subprocess.run([kubectl, "kustomize", str(ROOT / "deployment" / "overlays" / overlay)], capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "deployment"
+        shutil.copytree(ROOT / "deployment", copy, ignore=shutil.ignore_patterns("api-keys.txt"))
+        (copy / "overlays" / "aks" / "api-keys.txt").write_text("throw-away-test-key\n")
+        result = subprocess.run([kubectl, "kustomize", str(copy / "overlays" / overlay)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -46,7 +53,7 @@ def test_kubernetes_validate_strict(rendered) -> None:  # noqa: ANN001
     assert result.returncode == 0, result.stdout + result.stderr
     # only Istio's custom resources have no schema to validate against
     unknown = re.findall(r"Couldn't find schema for kind (\w+)", result.stdout + result.stderr)
-    assert set(unknown) <= {"Gateway", "VirtualService"}
+    assert set(unknown) <= {"Gateway", "VirtualService", "AuthorizationPolicy"}
 
 
 def test_checkov_has_no_failed_check(rendered) -> None:  # noqa: ANN001
@@ -106,8 +113,8 @@ def test_pod_shape(overlay: str) -> None:
         sc = container["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
         assert sc["capabilities"]["drop"] == ["ALL"]
-        mounted |= {m["name"] for m in container["volumeMounts"]}
-    assert mounted <= {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+        mounted |= {m["name"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert mounted <= {v["name"] for v in pod["volumes"] if "emptyDir" in v}  # writable: scratch only
 
     for kind in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"):
         assert f"{kind}/sentiment" in objs or f"{kind}/sentiment-config" in objs
@@ -139,3 +146,25 @@ def test_bentoml_build_packs_service_and_model(bentoml_home: Path) -> None:
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "torch==2.13.0+cpu" in requirements and "download.pytorch.org/whl/cpu" in requirements
     assert "FROM python:3.11-slim" in (bento / "env" / "docker" / "Dockerfile").read_text()
+
+
+def test_aks_api_needs_keys_and_only_the_gateway_and_prometheus_get_in() -> None:
+    objs = objects("aks")
+    secret = objs["Secret/sentiment-api-keys"]
+    assert set(secret["data"]) == {"api-keys"}  # generated from the user's file; nothing committed
+    pod = objs["Deployment/sentiment"]["spec"]["template"]["spec"]
+    (api,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in api["env"]}
+    mount = next(m for m in api["volumeMounts"] if m["name"] == "api-keys")
+    assert env["API_KEYS_FILE"] == mount["mountPath"] + "/api-keys" and mount["readOnly"] is True
+    assert next(v for v in pod["volumes"] if v["name"] == "api-keys")["secret"]["secretName"] == "sentiment-api-keys"
+
+    policy = objs["AuthorizationPolicy/sentiment"]["spec"]
+    assert policy["action"] == "ALLOW"
+    gateway, prometheus = policy["rules"]
+    assert gateway["from"][0]["source"]["principals"] == ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]
+    assert {p for op in gateway["to"] for p in op["operation"]["paths"]} == {"/predict", "/health"}
+    assert prometheus["to"] == [{"operation": {"ports": ["3000"], "methods": ["GET"], "paths": ["/metrics"]}}]
+    # 503 is load shedding: never retried by the mesh
+    (route,) = objs["VirtualService/sentiment"]["spec"]["http"]
+    assert "503" not in route["retries"]["retryOn"] and "5xx" not in route["retries"]["retryOn"]
