@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from sentiment import metrics
 from sentiment.admission import TextAdmission
-from sentiment.batching import install_batch_policy
+from sentiment.batching import install_batch_policy, verify_batch_policy
 from sentiment.auth import ApiKeyMiddleware, ApiKeys, OpenAccessWarning
 from sentiment.coalescing import CoalescingCaller
 from sentiment.drain import ActivityTracker, defer_sigterm_until_idle
@@ -53,6 +53,21 @@ ADMISSION = TextAdmission(settings.max_queued_texts)
 # recycling the public service's connection to it every 100 calls while calls
 # are still in flight (which failed ~17% of requests at 32 concurrent users).
 _NEVER_RECYCLE = {"max_requests": 2**31 - 1, "max_age": 10.0**9}
+
+
+def check_never_recycled(dependency: object) -> None:
+    """Tripwire: `runner_connection` is read by BentoML's client (_bentoml_impl/client/proxy2.py)
+    but not documented; fail loudly if an upgrade stops applying it to the model service's client."""
+    client = getattr(dependency, "_async", None)
+    if client is None:  # served in-process: no connection to recycle
+        return
+    sessions = getattr(client, "_session_manager", None)
+    limits = (getattr(sessions, "max_requests", None), getattr(sessions, "max_age", None))
+    if limits != (_NEVER_RECYCLE["max_requests"], _NEVER_RECYCLE["max_age"]):
+        raise RuntimeError(
+            f"BentoML's client to the model service recycles its connection (max_requests, max_age = {limits}): "
+            "runner_connection is no longer applied; with calls in flight this fails requests (see service.py)"
+        )
 
 
 @contextlib.contextmanager
@@ -98,6 +113,7 @@ class SentimentModel:
         from sentiment.inference import BatchStats, Classifier, configure_torch_threads
 
         self._stats_cls = BatchStats
+        verify_batch_policy()  # tripwire: the batch policy must hold before any batch is formed
         # Request handling (the public service) is latency-critical and light; the
         # model takes whatever CPU is left, so it runs at a lower priority.
         os.nice(settings.model_nice)
@@ -178,6 +194,7 @@ class Sentiment:
             backend = MemoryBackend(settings.cache_max_entries)
         self.cache = PredictionCache(backend, n_labels=len(self.info.labels), ttl_s=settings.cache_ttl_s)
         self.admission = ADMISSION
+        check_never_recycled(self.model)
         # the texts of concurrent requests leave for the model service together
         self.model_calls = CoalescingCaller(
             lambda ids: self.model.to_async.classify(ids), max_items=settings.max_batch_size

@@ -13,7 +13,11 @@ the previous batch runs. The policy here caps the learned wait at
 
 BentoML (pinned in requirements.txt) exposes no setting for this, so the
 dispatcher's optimizer class is replaced before the service app creates its
-dispatchers. `tests/test_batching.py` checks the behaviour end to end.
+dispatchers (no upstream issue asks for a setting; the behaviour is BentoML's
+`Optimizer.trigger_refresh` in `bentoml/_internal/marshal/dispatcher.py`).
+`verify_batch_policy()` is the tripwire: the model service runs it at start-up and
+refuses to start if an upgrade made the patch ineffective; `tests/test_batching.py`
+checks it and the behaviour end to end.
 """
 
 from __future__ import annotations
@@ -41,3 +45,21 @@ def install_batch_policy(max_wait_ms: float) -> None:
     """Make every dispatcher created from now on use the bounded wait."""
     BoundedWaitOptimizer.max_wait_s = max_wait_ms / 1000.0
     _dispatcher.Optimizer = BoundedWaitOptimizer
+
+
+def verify_batch_policy() -> None:
+    """Fail loudly unless a dispatcher built the way BentoML builds them clamps its wait."""
+    import inspect
+
+    from _bentoml_impl.server import app as _app
+
+    if getattr(_app, "CorkDispatcher", None) is not _dispatcher.CorkDispatcher:
+        raise RuntimeError("BentoML's service app no longer uses bentoml._internal.marshal.dispatcher.CorkDispatcher: "
+                           "the batch policy of sentiment/batching.py has no effect; revisit it for this BentoML version")
+    if "Optimizer(" not in inspect.getsource(_dispatcher.CorkDispatcher.__init__):
+        raise RuntimeError("CorkDispatcher no longer creates its optimizer from the module's Optimizer: "
+                           "the batch policy of sentiment/batching.py has no effect")
+    probe = _dispatcher.CorkDispatcher(max_latency_in_ms=10_000, max_batch_size=4, fallback=lambda: None)
+    probe.optimizer.wait = 5.0
+    if not isinstance(probe.optimizer, BoundedWaitOptimizer) or probe.optimizer.wait > BoundedWaitOptimizer.max_wait_s:
+        raise RuntimeError("the dispatcher's optimizer does not clamp its wait: install_batch_policy() did not take effect")
