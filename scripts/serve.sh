@@ -6,7 +6,9 @@
 #                                       service then serves the fastest engine/precision that
 #                                       passed it (without it: fp32 on the graph runtime)
 #   HOST / PORT                         where to listen (default 127.0.0.1:3000)
-# Any other setting (REDIS_URL, PRECISION, MAX_TEXTS, ...) is read from the environment.
+#   API_KEYS_FILE=<file>               one API key per line: every API route then needs
+#                                       Authorization: Bearer <key> (warned about when HOST is not loopback)
+# Any other setting (REDIS_URL, ENGINE, PRECISION, MAX_TEXTS, ...) is read from the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +22,10 @@ if ! .venv/bin/bentoml models get "$MODEL_TAG" >/dev/null 2>&1; then
         --source "${MODEL_SOURCE:-distilbert-base-uncased-finetuned-sst-2-english}" \
         --name "${MODEL_TAG%%:*}" ${MODEL_EVAL:+--eval "$MODEL_EVAL"}
 fi
+
+case "${HOST:-127.0.0.1}" in
+    127.*|localhost|::1) ;;
+    *) [ -n "${API_KEYS_FILE:-}" ] || echo "serve: WARNING: listening on ${HOST} without API_KEYS_FILE: anyone who reaches it can use the API" >&2 ;;
+esac
 
 exec .venv/bin/bentoml serve service:Sentiment --host "${HOST:-127.0.0.1}" --port "${PORT:-3000}"
