@@ -195,3 +195,20 @@ def build_tiny_model(path: Path) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def render_overlay(overlay: str, api_key: str = "throw-away-test-key") -> str:
+    """`kubectl kustomize` of an overlay, in a copy of deployment/ holding an API key file (as a user provides one)."""
+    import tempfile
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise RuntimeError("kubectl is not installed (scripts/test.sh installs it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "deployment"
+        shutil.copytree(ROOT / "deployment", copy, ignore=shutil.ignore_patterns("api-keys.txt"))
+        (copy / "base" / "api-keys.txt").write_text(f"{api_key}\n")
+        result = subprocess.run([kubectl, "kustomize", str(copy / "overlays" / overlay)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    return result.stdout

@@ -10,6 +10,7 @@ TLS-intercepting proxy on these machines).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers import ROOT, free_port, metric_sum, parse_metrics
+from tests.helpers import ROOT, free_port, metric_sum, parse_metrics, render_overlay
 
 IMAGE = "localhost/sentiment:test"
 TEXTS = ["I love you", "I hate you", "Count to 1234"]
@@ -157,7 +158,7 @@ def test_container_answers_predict_like_bentoml_serve(container: str, server) ->
     assert "sentiment_batch_texts" in httpx.get(f"{container}/metrics", timeout=10).text
 
 
-def podman_kube_yaml(rendered: str, image: str, host_port: int) -> str:
+def podman_kube_yaml(rendered: str, image: str, host_port: int, keys_dir: Path) -> str:
     """The rendered minikube overlay, as `podman kube play` (4.3) can run it.
 
     Each change stands in for what a cluster provides or podman 4.3 lacks:
@@ -167,7 +168,10 @@ def podman_kube_yaml(rendered: str, image: str, host_port: int) -> str:
       regular container: podman 4.3 predates native sidecars and would wait for it to exit;
     - Redis' imagePullPolicy Always -> IfNotPresent: no registry here;
     - the image is the one just built (as `kustomize edit set image` would set it);
-    - a hostPort on 127.0.0.1 publishes the API port (minikube uses port-forward instead).
+    - a hostPort on 127.0.0.1 publishes the API port (minikube uses port-forward instead);
+    - the API-key Secret volume becomes a hostPath holding the same file: podman 4.3
+      crashes on a Secret volume without `optional`, and with it mounts the data still
+      base64-encoded.
     """
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     kept = [d for d in docs if d["kind"] in ("ConfigMap", "Deployment")]
@@ -182,15 +186,25 @@ def podman_kube_yaml(rendered: str, image: str, host_port: int) -> str:
     (http,) = [p for p in api["ports"] if p["name"] == "http"]
     http.update(hostPort=host_port, hostIP="127.0.0.1")
     pod["containers"].append(redis)
+    (keys,) = [v for v in pod["volumes"] if "secret" in v]
+    keys.pop("secret")
+    keys["hostPath"] = {"path": str(keys_dir), "type": "Directory"}
     return yaml.safe_dump_all(kept, sort_keys=False)
 
 
 def test_kube_play_minikube_deployment(image: str, tmp_path: Path) -> None:
-    rendered = subprocess.run(["kubectl", "kustomize", str(ROOT / "deployment" / "overlays" / "minikube")],
-                              capture_output=True, text=True, check=True).stdout
+    key = "kube-play-test-key"
+    rendered = render_overlay("minikube", api_key=key)
+    (api_keys,) = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Secret"]
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    (keys_dir / "api-keys").write_bytes(base64.b64decode(api_keys["data"]["api-keys"]))  # the Secret's file, as mounted
+    keys_dir.chmod(0o755)
+    (keys_dir / "api-keys").chmod(0o444)
     port = free_port()
     manifest = tmp_path / "minikube-podman.yaml"
-    manifest.write_text(podman_kube_yaml(rendered, image, port))
+    manifest.write_text(podman_kube_yaml(rendered, image, port, keys_dir))
+    auth = {"Authorization": f"Bearer {key}"}
     containers_before = set(podman("ps", "-a", "-q").stdout.split())
 
     podman("kube", "play", str(manifest))
@@ -198,10 +212,13 @@ def test_kube_play_minikube_deployment(image: str, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, lambda: podman("logs", f"{pod}-api", check=False).stderr)
-        first = httpx.post(f"{url}/predict", json={"text": TEXTS}, timeout=60)
+        # the API answers only with the key from the Secret; probes and metrics stay open
+        assert httpx.post(f"{url}/predict", json={"text": TEXTS}, timeout=60).status_code == 401
+        assert httpx.post(f"{url}/predict", json={"text": TEXTS}, headers={"Authorization": "Bearer nope"}, timeout=60).status_code == 401
+        first = httpx.post(f"{url}/predict", json={"text": TEXTS}, headers=auth, timeout=60)
         assert first.status_code == 200, first.text
         before = parse_metrics(httpx.get(f"{url}/metrics", timeout=10).text)
-        second = httpx.post(f"{url}/predict", json={"text": TEXTS}, timeout=60)
+        second = httpx.post(f"{url}/predict", json={"text": TEXTS}, headers=auth, timeout=60)
         after = parse_metrics(httpx.get(f"{url}/metrics", timeout=10).text)
         assert second.json() == first.json()
         # the repeat came from the Redis sidecar, not the model
@@ -210,6 +227,7 @@ def test_kube_play_minikube_deployment(image: str, tmp_path: Path) -> None:
         assert hits == len(TEXTS)
         assert metric_sum(after, "sentiment_batch_texts_sum") == metric_sum(before, "sentiment_batch_texts_sum")
         assert metric_sum(after, "sentiment_cache_errors_total") == 0
+        assert metric_sum(after, "sentiment_auth_failures_total") == 2
 
         # the manifests' security context, as the runtime applied it
         inspect = json.loads(podman("inspect", f"{pod}-api").stdout)[0]

@@ -12,25 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, render_overlay
 
 OVERLAYS = ["minikube", "aks"]
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
 
 def render(overlay: str) -> str:
-    """`kubectl kustomize` of an overlay, in a copy holding a throw-away API key file (as a user provides one)."""
-    import tempfile
-
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is installed by scripts/test.sh"
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "deployment"
-        shutil.copytree(ROOT / "deployment", copy, ignore=shutil.ignore_patterns("api-keys.txt"))
-        (copy / "overlays" / "aks" / "api-keys.txt").write_text("throw-away-test-key\n")
-        result = subprocess.run([kubectl, "kustomize", str(copy / "overlays" / overlay)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return render_overlay(overlay)
 
 
 def objects(overlay: str) -> dict[str, dict]:
@@ -148,8 +137,9 @@ def test_bentoml_build_packs_service_and_model(bentoml_home: Path) -> None:
     assert "FROM python:3.11-slim" in (bento / "env" / "docker" / "Dockerfile").read_text()
 
 
-def test_aks_api_needs_keys_and_only_the_gateway_and_prometheus_get_in() -> None:
-    objs = objects("aks")
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_keys_come_from_a_secret(overlay: str) -> None:
+    objs = objects(overlay)
     secret = objs["Secret/sentiment-api-keys"]
     assert set(secret["data"]) == {"api-keys"}  # generated from the user's file; nothing committed
     pod = objs["Deployment/sentiment"]["spec"]["template"]["spec"]
@@ -159,6 +149,9 @@ def test_aks_api_needs_keys_and_only_the_gateway_and_prometheus_get_in() -> None
     assert env["API_KEYS_FILE"] == mount["mountPath"] + "/api-keys" and mount["readOnly"] is True
     assert next(v for v in pod["volumes"] if v["name"] == "api-keys")["secret"]["secretName"] == "sentiment-api-keys"
 
+
+def test_aks_only_the_gateway_and_prometheus_get_in() -> None:
+    objs = objects("aks")
     policy = objs["AuthorizationPolicy/sentiment"]["spec"]
     assert policy["action"] == "ALLOW"
     gateway, prometheus = policy["rules"]
