@@ -48,6 +48,8 @@ settings = get_settings()
 install_batch_policy(settings.batch_wait_ms)
 # One per public worker process, shared by predict() and the HTTP middleware.
 ADMISSION = TextAdmission(settings.max_queued_texts)
+# Computations in flight, referenced until done (see Sentiment._compute).
+COMPUTATIONS: set[asyncio.Future] = set()
 
 # The model service is an internal dependency: these settings stop BentoML from
 # recycling the public service's connection to it every 100 calls while calls
@@ -247,22 +249,41 @@ class Sentiment:
         return [LabelScore(label=label, score=score) for label, score in pairs]
 
     async def _compute(self, keys: list[str], ids_of: dict[str, list[int]]) -> dict[str, list[float]]:
-        """Logits for cache misses: computed once even if other requests want them too."""
+        """Logits for cache misses: computed once even if other requests want them too.
+
+        No single request owns a computation: it runs as its own task, and every request,
+        the one that started it included, only waits for it (shielded). A request that goes
+        away (its client left, its timeout fired) cancels its own wait, never the texts
+        other requests are waiting for.
+        """
         mine, waiting = self.cache.claim(keys)
         results: dict[str, list[float]] = {}
         if mine:
             metrics.MODEL_TEXTS.inc(len(mine))
-            try:
-                rows = await self.model_calls([ids_of[k] for k in mine])
-            except BaseException as exc:
-                self.cache.settle({}, error=exc, keys=mine)
-                raise
-            results = dict(zip(mine, rows))
-            self.cache.settle(results)
+            job = asyncio.ensure_future(self._compute_shared(mine, [ids_of[k] for k in mine]))
+            COMPUTATIONS.add(job)
+            job.add_done_callback(_forget)
+            results = dict(zip(mine, await asyncio.shield(job)))
         if waiting:
-            done = await asyncio.gather(*waiting.values())
+            done = await asyncio.gather(*(asyncio.shield(f) for f in waiting.values()))
             results.update(zip(waiting, done))
         return results
+
+    async def _compute_shared(self, keys: list[str], ids: list[list[int]]) -> list[list[float]]:
+        try:
+            rows = await self.model_calls(ids)
+        except BaseException as exc:
+            self.cache.settle({}, error=exc, keys=keys)
+            raise
+        self.cache.settle(dict(zip(keys, rows)))
+        return rows
+
+
+def _forget(job: asyncio.Future) -> None:
+    """A computation whose requests all went away: nobody reads its outcome, so read it here."""
+    COMPUTATIONS.discard(job)
+    if not job.cancelled():
+        job.exception()
 
 
 # Every API route of the public service (protected by API keys, limited, measured).

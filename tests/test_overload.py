@@ -116,3 +116,39 @@ def test_sigterm_drains_in_flight_requests(bentoml_home, tmp_path) -> None:  # n
         assert not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     finally:
         server.stop()
+
+
+def test_a_request_that_times_out_does_not_fail_another_waiting_for_the_same_text(bentoml_home, tmp_path) -> None:  # noqa: ANN001
+    """A starts computing text X and hits its timeout; B, waiting for the same X, still gets it.
+
+    The model worker is paused so that A's computation is still in flight when A's
+    timeout fires; B arrives later, so its own timeout is further away.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.helpers import metric_sum, wait_until
+
+    server = start_server(bentoml_home, tmp_path, env={"REQUEST_TIMEOUT_S": "4", "CACHE_MAX_ENTRIES": "0"})
+    text = "a text that two requests want at once"
+    queued = lambda: metric_sum(server.metrics(), "sentiment_queued_texts")  # noqa: E731
+    model_pid = server.worker_pid("sentiment_model")
+    try:
+        os.kill(model_pid, signal.SIGSTOP)
+        with ThreadPoolExecutor(2) as pool:
+            started = time.monotonic()
+            first = pool.submit(httpx.post, f"{server.url}/predict", json={"text": [text]}, timeout=60)
+            wait_until(lambda: queued() == 1, 10, "A's text in flight")
+            wait_until(lambda: time.monotonic() - started > 2, 5, "a gap between A and B")  # B's deadline is 2 s after A's
+            second = pool.submit(httpx.post, f"{server.url}/predict", json={"text": [text]}, timeout=60)
+            wait_until(lambda: queued() == 2, 10, "B waiting for the same text")
+            a = first.result()
+            os.kill(model_pid, signal.SIGCONT)
+            b = second.result()
+        assert a.status_code != 200  # A's own timeout
+        assert b.status_code == 200, b.text
+        again = httpx.post(f"{server.url}/predict", json={"text": [text]}, timeout=60)
+        assert b.json() == again.json()  # the right scores
+        assert metric_sum(server.metrics(), "sentiment_model_texts_total") == 1 + 1  # computed once, then again (no cache)
+    finally:
+        os.kill(model_pid, signal.SIGCONT)
+        server.stop()
