@@ -1,4 +1,4 @@
-"""Request identity and timing: `X-Request-ID` on every API response and in the access line, and where the time went.
+"""Request identity and timing: `X-Request-ID` on every response and in the API's access line, and where the time went.
 
 A client's own `X-Request-ID` (up to 128 visible ASCII characters) is kept,
 otherwise one is generated. Timing headers, in milliseconds, as
@@ -42,9 +42,10 @@ class RequestIdentityMiddleware:
         self.api_routes = api_routes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
-        if scope["type"] != "http" or scope.get("path") not in self.api_routes:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        api = scope.get("path") in self.api_routes  # probes and scrapes get the headers, not a log line
         request_id = _client_id(dict(scope.get("headers") or []).get(b"x-request-id")) or uuid.uuid4().hex
         timings: dict[str, float] = {}
         token = TIMINGS.set(timings)
@@ -70,8 +71,9 @@ class RequestIdentityMiddleware:
         finally:
             TIMINGS.reset(token)
             client = scope.get("client") or ("-", 0)
-            logger.info(
-                "%s:%s %s %s %d %.1fms request_id=%s",
-                client[0], client[1], scope.get("method"), scope.get("path"), status,
-                (time.perf_counter() - start) * 1000, request_id,
-            )
+            if api:
+                logger.info(
+                    "%s:%s %s %s %d %.1fms request_id=%s",
+                    client[0], client[1], scope.get("method"), scope.get("path"), status,
+                    (time.perf_counter() - start) * 1000, request_id,
+                )

@@ -25,6 +25,8 @@ def test_request_id_is_the_client_s_or_generated_and_logged(server) -> None:  # 
     wait_until(lambda: f"request_id={mine}" in server.log() and f"request_id={generated}" in server.log(), 10, "the access lines")
     bad = httpx.post(f"{server.url}/predict", json={"txt": []}, headers={"X-Request-ID": "bad-1"}, timeout=30)
     assert bad.status_code == 400 and bad.headers["x-request-id"] == "bad-1"  # errors carry it too
+    for path in ("/readyz", "/metrics", "/health"):  # every response, probes included
+        assert re.fullmatch(r"[0-9a-f]{32}", httpx.get(f"{server.url}{path}", timeout=30).headers["x-request-id"])
 
 
 def test_timing_headers_say_where_the_time_went(server) -> None:  # noqa: ANN001
