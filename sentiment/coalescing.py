@@ -39,7 +39,6 @@ class CoalescingCaller(Generic[T, R]):
         self._pending: deque[tuple[list[T], asyncio.Future[Any], float]] = deque()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.calls = 0  # calls made, for tests and metrics
 
     async def __call__(self, items: Sequence[T]) -> list[R]:
         """Results for `items`; the time spent waiting for a call and in it goes to request_identity's timings."""
@@ -69,7 +68,6 @@ class CoalescingCaller(Generic[T, R]):
             if not taken:
                 return
             self._in_flight += 1
-            self.calls += 1
             task = asyncio.get_running_loop().create_task(self._run(taken))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

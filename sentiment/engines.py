@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -173,6 +172,3 @@ def export_openvino(model: object, model_dir: str | Path, *, int8: bool = True) 
         ov.save_model(ir8, written[1], compress_to_fp16=False)
     return written
 
-
-def max_logit_difference(a: Callable[..., np.ndarray], b: Callable[..., np.ndarray], batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
-    return max(float(np.abs(a(*batch) - b(*batch)).max()) for batch in batches)

@@ -2,9 +2,9 @@
 
 Stages inside one batch: tokenize (no padding) -> sort by token length ->
 split into groups bounded in texts and padded tokens -> pad each group only to
-its own longest text -> forward pass -> logits in
-label-id order, put back in input order (scores: `sentiment/scoring.py`). The forward pass is the engine's
-(`sentiment/engines.py`: torch, or OpenVINO on the stored export).
+its own longest text -> forward pass (the engine's: torch, or OpenVINO on the
+stored export, see `sentiment/engines.py`) -> logits in label-id order, put back in
+input order. Scores from logits: `sentiment/scoring.py`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .engines import PRECISIONS, Engine, cpu_supports_bf16, load_engine
+from .engines import Engine, cpu_supports_bf16, load_engine
 from .scoring import Scoring
-
-__all__ = ["PRECISIONS", "BatchStats", "Classifier", "configure_torch_threads", "cpu_supports_bf16", "plan_groups"]
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
 

@@ -60,6 +60,7 @@ def test_concurrent_clients_share_batches_without_errors_and_scores_match(uncach
     # requests waiting together leave as one call (see the test below), so calls <= requests
     assert 100 < calls <= USERS * REQUESTS_PER_USER
     assert batches <= calls
+    assert single_text_batches < batches
 
     # Scores computed inside shared batches equal scores computed alone.
     sample = results[:: max(1, len(results) // 12)]
