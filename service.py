@@ -42,6 +42,8 @@ from sentiment.request_identity import RequestIdentityMiddleware
 from sentiment.schemas import Health, LabelScore, PredictRequest, PredictResponse
 from sentiment.scoring import Scoring
 from sentiment.settings import get_settings
+from sentiment.startup import StartupTimer
+from sentiment.tokenization import load_tokenizer
 
 logger = logging.getLogger("bentoml.sentiment")  # under BentoML's log handlers
 settings = get_settings()
@@ -114,6 +116,7 @@ class SentimentModel:
     def __init__(self) -> None:
         from sentiment.inference import BatchStats, Classifier, configure_torch_threads
 
+        startup = StartupTimer("sentiment_model")
         self._stats_cls = BatchStats
         verify_batch_policy()  # tripwire: the batch policy must hold before any batch is formed
         # Request handling (the public service) is latency-critical and light; the
@@ -122,18 +125,21 @@ class SentimentModel:
         threads = configure_torch_threads(settings.torch_threads)
         info = StoredClassifier.from_model(self.model_ref)
         engine, precision = serving_pair(self.model_ref)
-        self.classifier = Classifier(
-            info.path,
-            engine=engine,
-            precision=precision,
-            max_length=info.max_length,
-            group_max_texts=settings.group_max_texts,
-            group_max_tokens=settings.group_max_tokens,
-            threads=threads,
-        )
+        with startup.stage("model_load"):
+            self.classifier = Classifier(
+                info.path,
+                engine=engine,
+                precision=precision,
+                max_length=info.max_length,
+                group_max_texts=settings.group_max_texts,
+                group_max_tokens=settings.group_max_tokens,
+                threads=threads,
+            )
+        startup.record(self.classifier.runner.load_seconds)
         # Warm up (first calls allocate and pick kernels) before /readyz says ready.
-        for n in (1, 8):
-            self.classifier.logits_for_ids(self.classifier.token_ids(["warm-up sentence for the model"] * n))
+        with startup.stage("warm_up"):
+            for n in (1, 8):
+                self.classifier.logits_for_ids(self.classifier.token_ids(["warm-up sentence for the model"] * n))
         metrics.MODEL_INFO.labels(model=info.tag, engine=engine, precision=precision).set(1)
         # on shutdown, serve the texts the public service still has to send (sentiment/drain.py)
         self.activity = ActivityTracker()
@@ -143,6 +149,7 @@ class SentimentModel:
             info.tag, engine, precision, threads, self.classifier.labels,
         )
         freeze_startup_objects()
+        startup.done()
 
     @bentoml.api(
         batchable=True,
@@ -181,11 +188,11 @@ class Sentiment:
     model = bentoml.depends(SentimentModel)
 
     def __init__(self) -> None:
-        from transformers import AutoConfig, AutoTokenizer
-
+        startup = StartupTimer("sentiment")
         self.info = StoredClassifier.from_model(self.model_ref)
-        tokenizer = AutoTokenizer.from_pretrained(self.info.path)
-        self.scoring = Scoring.from_config(AutoConfig.from_pretrained(self.info.path))
+        with startup.stage("model_load"):  # tokenizer and labels only: the model service holds the weights
+            tokenizer = load_tokenizer(self.info.path)
+        self.scoring = Scoring.from_model_dir(self.info.path)
         engine, precision = serving_pair(self.model_ref)
         # scores of one engine/precision are never served as another's
         self.cache_keys = CacheKeys(tokenizer, f"{self.info.fingerprint}-{engine}-{precision}", self.info.max_length)
@@ -203,6 +210,7 @@ class Sentiment:
         )
         logger.info("prediction cache: %s; scores: %s over %s", backend.name, self.scoring.function, list(self.scoring.labels))
         freeze_startup_objects()
+        startup.done()
 
     @bentoml.on_shutdown
     async def close_cache(self) -> None:

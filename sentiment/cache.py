@@ -16,9 +16,10 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from . import metrics
+from .tokenization import Tokenizer
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
 
@@ -46,7 +47,7 @@ class CacheKeys:
     """
 
     def __init__(
-        self, tokenizer: Any, fingerprint: str, max_length: int,  # noqa: ANN401
+        self, tokenizer: Tokenizer, fingerprint: str, max_length: int,
         memo_entries: int = 10_000, memo_max_chars: int = 512,
     ) -> None:
         self.tokenizer = tokenizer
@@ -63,9 +64,7 @@ class CacheKeys:
         found: list[tuple[str, list[int]] | None] = [self._memo.get((truncation, t)) for t in texts]
         todo = [i for i, k in enumerate(found) if k is None]
         if todo:
-            # the public worker is one thread: setting the side for this call is safe
-            self.tokenizer.truncation_side = truncation
-            ids = self.tokenizer([texts[i] for i in todo], truncation=True, max_length=self.max_length)["input_ids"]
+            ids = self.tokenizer.encode([texts[i] for i in todo], self.max_length, truncation)
             for i, token_ids in zip(todo, ids):
                 found[i] = entry = (cache_key(self.fingerprint, token_ids), list(token_ids))
                 if len(texts[i]) <= self.memo_max_chars:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +39,7 @@ class EngineUnavailable(ValueError):
 class Engine(Protocol):
     name: str
     precision: str
+    load_seconds: dict[str, float]  # start-up stages (sentiment/startup.py)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
 
@@ -61,6 +63,11 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def torch_installed() -> bool:
+    """False in the torch-free image, which serves OpenVINO only."""
+    return importlib.util.find_spec("torch") is not None
+
+
 def openvino_files(model_dir: str | Path, precision: str) -> Path:
     """The stored IR an OpenVINO precision loads (bf16 runs the fp32 IR with a bf16 hint)."""
     name = "int8" if precision == "int8" else "fp32"
@@ -75,6 +82,8 @@ def why_unavailable(engine: str, precision: str, model_dir: str | Path) -> str |
         return f"unknown precision {precision!r} (one of {', '.join(PRECISIONS)})"
     if precision == "bf16" and not cpu_supports_bf16():
         return "this CPU has no AVX512-BF16/AMX"
+    if engine == "torch" and not torch_installed():
+        return "torch is not installed (the torch-free image serves OpenVINO only)"
     if engine == "openvino":
         if not openvino_installed():
             return "the openvino package is not installed"
@@ -105,10 +114,12 @@ class TorchEngine:
 
         self._torch = torch
         self.precision = precision
+        start = time.perf_counter()
         model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
         if precision == "int8":
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model = model
+        self.load_seconds = {"engine_read": time.perf_counter() - start}
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = self._torch
@@ -135,8 +146,12 @@ class OpenVINOEngine:
             "INFERENCE_NUM_THREADS": max(1, threads),
         }
         core = ov.Core()
-        self.compiled = core.compile_model(core.read_model(openvino_files(model_dir, precision)), "CPU", config)
+        start = time.perf_counter()
+        model = core.read_model(openvino_files(model_dir, precision))
+        read = time.perf_counter()
+        self.compiled = core.compile_model(model, "CPU", config)
         self._request = self.compiled.create_infer_request()
+        self.load_seconds = {"engine_read": read - start, "engine_compile": time.perf_counter() - read}
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         result = self._request.infer({"input_ids": input_ids, "attention_mask": attention_mask})

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .engines import Engine, cpu_supports_bf16, load_engine
+from .engines import Engine, cpu_supports_bf16, load_engine, torch_installed
 from .scoring import Scoring
+from .tokenization import Tokenizer, load_tokenizer
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
 
@@ -51,12 +51,16 @@ def _cgroup_cpu_quota() -> float | None:
 
 
 def configure_torch_threads(requested: int = 0, processes_sharing: int = 1) -> int:
-    """Set torch's intra-op threads to this process's share of the cores.
+    """This process's share of the cores, set as torch's intra-op threads when torch is installed.
 
     BentoML's new-style services set no OMP_NUM_THREADS, so without this torch
     would start one thread per host core in every worker and oversubscribe.
     """
     threads = requested or max(1, available_cpus() // max(1, processes_sharing))
+    if not torch_installed():  # the torch-free image: the engine gets `threads` directly
+        return threads
+    import torch
+
     torch.set_num_threads(threads)
     with contextlib.suppress(RuntimeError):  # only settable before first parallel work
         torch.set_num_interop_threads(1)
@@ -119,20 +123,18 @@ class Classifier:
     group_max_texts: int = 32
     group_max_tokens: int = 8192
     group_overhead_tokens: int = 48
-    threads: int = 0  # engine threads; 0 = torch's current setting
+    threads: int = 0  # engine threads; 0 = this process's share of the cores
     runner: Engine = field(init=False, repr=False)
-    tokenizer: object = field(init=False, repr=False)
+    tokenizer: Tokenizer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from transformers import AutoConfig, AutoTokenizer
-
         if self.precision == "bf16" and not cpu_supports_bf16():
             logger.warning("bf16 requested but this CPU has no AVX512-BF16/AMX: using fp32")
             self.precision = "fp32"
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.runner = load_engine(self.path, self.engine, self.precision, self.threads or torch.get_num_threads())
-        self.pad_id = self.tokenizer.pad_token_id or 0
-        self.scoring = Scoring.from_config(AutoConfig.from_pretrained(self.path))
+        self.tokenizer = load_tokenizer(self.path)
+        self.runner = load_engine(self.path, self.engine, self.precision, self.threads or available_cpus())
+        self.pad_id = self.tokenizer.pad_token_id
+        self.scoring = Scoring.from_model_dir(self.path)
         self.labels = list(self.scoring.labels)
 
     def _padded(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -150,9 +152,7 @@ class Classifier:
         )
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length, add_special_tokens=True)[
-            "input_ids"
-        ]
+        return self.tokenizer.encode(texts, self.max_length)
 
     def predict_proba(self, texts: Sequence[str], stats: BatchStats | None = None) -> list[list[float]]:
         """Scores in label-id order (softmax, sigmoid or raw, as the model's config says), in input order."""

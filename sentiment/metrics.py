@@ -107,3 +107,9 @@ MODEL_INFO = Gauge(
     labelnames=["model", "engine", "precision"],
     multiprocess_mode="livemax",
 )
+STARTUP_SECONDS = Gauge(
+    "sentiment_startup_seconds",
+    "Start-up of a live worker, by stage (imports: process start until the service's constructor runs)",
+    ["service", "stage"],
+    multiprocess_mode="livemax",
+)

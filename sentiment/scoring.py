@@ -12,7 +12,7 @@ cached numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,11 +26,22 @@ class Scoring:
 
     @classmethod
     def from_config(cls, config: Any) -> Scoring:  # noqa: ANN401 - a transformers PretrainedConfig
-        n = int(config.num_labels)
-        labels = tuple(str(config.id2label[i]) for i in range(n))
-        if n == 1 or getattr(config, "problem_type", None) == "regression":
+        return cls.from_fields(int(config.num_labels), config.id2label, getattr(config, "problem_type", None))
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str) -> Scoring:
+        """From a stored model's config.json, without importing transformers."""
+        from .tokenization import read_model_config
+
+        config = read_model_config(model_dir)
+        return cls.from_fields(config["num_labels"], config["id2label"], config.get("problem_type"))
+
+    @classmethod
+    def from_fields(cls, num_labels: int, id2label: Mapping[int, str], problem_type: str | None) -> Scoring:
+        labels = tuple(str(id2label[i]) for i in range(num_labels))
+        if num_labels == 1 or problem_type == "regression":
             return cls(labels, "none")
-        if getattr(config, "problem_type", None) == "multi_label_classification":
+        if problem_type == "multi_label_classification":
             return cls(labels, "sigmoid")
         return cls(labels, "softmax")
 

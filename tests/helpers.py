@@ -185,7 +185,7 @@ def build_tiny_model(path: Path) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *words, *[f"##{c}" for c in chars]]
     path.mkdir(parents=True, exist_ok=True)
     (path / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    tokenizer = DistilBertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512)
+    tokenizer = DistilBertTokenizerFast(vocab=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512)
     torch.manual_seed(0)
     config = DistilBertConfig(
         vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=512,

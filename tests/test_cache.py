@@ -163,9 +163,10 @@ def test_cache_keys_match_tokenizer_and_memo_is_bounded(model_dir) -> None:  # n
     from transformers import AutoTokenizer
 
     from sentiment.cache import CacheKeys
+    from sentiment.tokenization import load_tokenizer
 
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    keys = CacheKeys(tok, "fp", 512, memo_entries=3, memo_max_chars=20)
+    tok = AutoTokenizer.from_pretrained(model_dir)  # the reference for the serving path's tokenizer
+    keys = CacheKeys(load_tokenizer(model_dir), "fp", 512, memo_entries=3, memo_max_chars=20)
     texts = ["I love you", "I LOVE YOU", "a" * 50, "I hate you", "great", "I love you"]
     expected = [cache_key("fp", ids) for ids in tok(texts, truncation=True, max_length=512)["input_ids"]]
     assert keys(texts) == expected

@@ -72,7 +72,7 @@ def test_padding_waste_is_small_with_sorting(classifier: Classifier) -> None:
     texts = ["short"] * 8 + ["a much longer sentence " * 30] * 2
     stats = BatchStats()
     classifier.predict_proba(texts, stats)
-    naive = len(texts) * max(len(x) for x in classifier.tokenizer(texts)["input_ids"])
+    naive = len(texts) * max(len(x) for x in classifier.token_ids(texts))
     assert stats.padded_tokens < naive / 2
 
 

@@ -32,7 +32,7 @@ def bert(path: Path, labels: list[str], problem_type: str | None = None) -> Path
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    tokenizer = BertTokenizerFast(vocab_file=str(_wordpiece_vocab(path)), do_lower_case=True, model_max_length=512)
+    tokenizer = BertTokenizerFast(vocab=str(_wordpiece_vocab(path)), do_lower_case=True, model_max_length=512)
     torch.manual_seed(1)
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -47,7 +47,7 @@ def distilbert(path: Path, labels: list[str], problem_type: str | None = None, s
     import torch
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
 
-    tokenizer = DistilBertTokenizerFast(vocab_file=str(_wordpiece_vocab(path)), do_lower_case=True, model_max_length=512)
+    tokenizer = DistilBertTokenizerFast(vocab=str(_wordpiece_vocab(path)), do_lower_case=True, model_max_length=512)
     torch.manual_seed(seed)
     config = DistilBertConfig(
         vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=512,
@@ -69,7 +69,7 @@ def roberta(path: Path, labels: list[str]) -> Path:
     corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))] + ["I love you", "I hate you", "Count to 1234"]
     bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe.save_model(str(path))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"), model_max_length=512)
+    tokenizer = RobertaTokenizerFast(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"), model_max_length=512)
     torch.manual_seed(2)
     config = RobertaConfig(
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,

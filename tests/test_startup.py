@@ -1,0 +1,44 @@
+"""Start-up stages are timed, logged and exported (sentiment/startup.py)."""
+
+from __future__ import annotations
+
+import re
+
+from sentiment.startup import StartupTimer
+
+
+def startup_gauges(metrics: dict[str, float], service: str) -> dict[str, float]:
+    found = {}
+    for name, value in metrics.items():
+        match = re.fullmatch(r'sentiment_startup_seconds\{(.*)\}', name)
+        if match and f'service="{service}"' in match.group(1):
+            found[re.search(r'stage="([^"]+)"', match.group(1)).group(1)] = value
+    return found
+
+
+def test_every_stage_of_both_services_is_on_metrics_and_in_the_log(server) -> None:  # noqa: ANN001
+    metrics = server.metrics()
+    engine = re.search(r'sentiment_model_info\{[^}]*engine="(\w+)"', "\n".join(k for k, v in metrics.items() if v == 1)).group(1)
+    model = startup_gauges(metrics, "sentiment_model")
+    expected = {"imports", "model_load", "engine_read", "warm_up", "total"} | ({"engine_compile"} if engine == "openvino" else set())
+    assert set(model) == expected
+    assert all(value > 0 for value in model.values())
+    # the engine's stages are inside model_load; everything is inside the total
+    assert model["engine_read"] + model.get("engine_compile", 0) <= model["model_load"]
+    assert model["imports"] + model["model_load"] + model["warm_up"] <= model["total"]
+    public = startup_gauges(metrics, "sentiment")
+    assert set(public) == {"imports", "model_load", "total"}
+    log = server.log()
+    assert "start-up of sentiment_model: imports" in log and "start-up of sentiment: imports" in log
+
+
+def test_timer_sums_repeated_stages_and_records_outside_ones() -> None:
+    timer = StartupTimer("unit")
+    with timer.stage("warm_up"):
+        pass
+    with timer.stage("warm_up"):
+        pass
+    timer.record({"engine_read": 0.25})
+    total = timer.done()
+    assert set(timer.stages) == {"imports", "warm_up", "engine_read", "total"}
+    assert timer.stages["engine_read"] == 0.25 and total == timer.stages["total"] >= timer.stages["imports"]
