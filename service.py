@@ -122,7 +122,8 @@ class SentimentModel:
         # Request handling (the public service) is latency-critical and light; the
         # model takes whatever CPU is left, so it runs at a lower priority.
         os.nice(settings.model_nice)
-        threads = configure_torch_threads(settings.torch_threads)
+        with startup.stage("threads"):  # imports torch where it is installed
+            threads = configure_torch_threads(settings.torch_threads)
         info = StoredClassifier.from_model(self.model_ref)
         engine, precision = serving_pair(self.model_ref)
         with startup.stage("model_load"):
@@ -148,7 +149,8 @@ class SentimentModel:
             "model %s loaded: engine=%s precision=%s threads=%d labels=%s",
             info.tag, engine, precision, threads, self.classifier.labels,
         )
-        freeze_startup_objects()
+        with startup.stage("gc_freeze"):
+            freeze_startup_objects()
         startup.done()
 
     @bentoml.api(
@@ -209,7 +211,8 @@ class Sentiment:
             lambda ids: self.model.to_async.classify(ids), max_items=settings.max_batch_size
         )
         logger.info("prediction cache: %s; scores: %s over %s", backend.name, self.scoring.function, list(self.scoring.labels))
-        freeze_startup_objects()
+        with startup.stage("gc_freeze"):
+            freeze_startup_objects()
         startup.done()
 
     @bentoml.on_shutdown

@@ -6,6 +6,9 @@ On a machine with a registry and PyPI/PyTorch access this is exactly
 
 The options cover the cases BentoML's defaults do not:
 
+  --variant V      full (default: every engine) or openvino (no torch: serves the model's
+                   OpenVINO export; about half the size), the IMAGE_VARIANT build argument
+                   of deployment/image/Dockerfile.template
   --standin-base   no registry: build a local stand-in for the base image first
                    (scripts/standin_images.sh; once per machine)
   --wheelhouse D   torch's CPU build cannot be downloaded in the build: install it from
@@ -46,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-t", "--tag", default=os.environ.get("IMAGE_TAG", "sentiment:dev"), help="image tag")
     parser.add_argument("--backend", default=os.environ.get("CONTAINER_BACKEND"), choices=["buildah", "podman", "docker"],
                         help="bentoml containerize backend (default: buildah, else podman, else docker)")
+    parser.add_argument("--variant", default=os.environ.get("IMAGE_VARIANT", "full"), choices=["full", "openvino"],
+                        help="full: every engine; openvino: no torch, serves the OpenVINO export")
     parser.add_argument("--bento", help="containerize this Bento instead of building one")
     parser.add_argument("--standin-base", action="store_true", help="build a local stand-in for the base image if absent")
     parser.add_argument("--wheelhouse", type=Path, help="install torch (and any other pinned wheel found here) from this folder")
@@ -76,22 +81,18 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def variant_bentofile(wheels: list[Path], ca_hook: bool) -> Path:
-    """bentofile.yaml adapted to the build inputs: packages with a local wheel resolve
-    from the mount instead of PyTorch's index (unreachable where a wheelhouse is
-    needed), and the Dockerfile takes the CA build arguments."""
+def variant_bentofile(wheels: list[Path]) -> Path:
+    """bentofile.yaml adapted to a local wheelhouse: packages with a local wheel resolve
+    from the mount instead of PyTorch's index (unreachable where a wheelhouse is needed)."""
     config = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
     python = config["python"]
-    if wheels:
-        python.pop("extra_index_url", None)
-        requirements = BUILD_DIR / "requirements.txt"
-        requirements.write_text(
-            "# requirements.txt, with the local wheelhouse\n"
-            f"--find-links {INPUTS_IN_BUILD}/wheels\n" + (ROOT / python["requirements_txt"]).read_text()
-        )
-        python["requirements_txt"] = "./" + str(requirements.relative_to(ROOT))
-    if ca_hook:
-        config["docker"]["dockerfile_template"] = "./deployment/image/Dockerfile.template"
+    python.pop("extra_index_url", None)
+    requirements = BUILD_DIR / "requirements.txt"
+    requirements.write_text(
+        "# requirements.txt, with the local wheelhouse\n"
+        f"--find-links {INPUTS_IN_BUILD}/wheels\n" + (ROOT / python["requirements_txt"]).read_text()
+    )
+    python["requirements_txt"] = "./" + str(requirements.relative_to(ROOT))
     path = BUILD_DIR / "bentofile.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -142,14 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["bash", str(ROOT / "scripts" / "standin_images.sh")], check=True)
 
     wheels, build_args = prepare_inputs(args.wheelhouse, args.extra_ca)
-    variant = wheels or build_args
-    bento = args.bento or build_bento(variant_bentofile(wheels, bool(build_args)) if variant else None)
-    print(f"build_image: containerizing {bento} as {args.tag} with {backend}", file=sys.stderr)
+    mount_inputs = bool(wheels or build_args)
+    bento = args.bento or build_bento(variant_bentofile(wheels) if wheels else None)
+    build_args.append(f"IMAGE_VARIANT={args.variant}")
+    print(f"build_image: containerizing {bento} ({args.variant} image) as {args.tag} with {backend}", file=sys.stderr)
 
     cmd = [*BENTOML, "containerize", bento, "-t", args.tag, "--backend", backend]
     if backend in ("buildah", "podman"):
-        cmd += ["--opt", "layers"]  # reuse unchanged steps (apt, pip) on rebuilds
-    if wheels or build_args:
+        cmd += ["--opt", "layers"]  # reuse unchanged steps (the Python environment) on rebuilds
+    if mount_inputs:
         cmd += ["--opt", f"volume={BUILD_DIR / 'inputs'}:{INPUTS_IN_BUILD}:ro"]
     for build_arg in build_args:
         cmd += ["--opt", f"build-arg={build_arg}"]

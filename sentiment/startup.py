@@ -5,10 +5,12 @@ capacity and what the startupProbe must allow; these figures are where the
 manifests' probe timings come from (docs/deployment.md).
 
     imports         process start -> the service's constructor runs (Python, BentoML, our modules)
+    threads         the model service's share of the cores (imports torch where it is installed)
     model_load      tokenizer, config and engine (the model service), which includes
       engine_read     reading the weights or the OpenVINO IR
       engine_compile  OpenVINO compiling the graph for this CPU
     warm_up         the first batches (kernels picked, memory allocated)
+    gc_freeze       a last collection, then the start-up objects leave the collector's sight
     total           process start -> ready
 """
 

@@ -64,22 +64,19 @@ def test_extra_ca_is_added_to_the_public_roots_for_the_build_only(build_dir: Pat
         build_image.prepare_inputs(None, not_pem)
 
 
-def test_variant_bentofile_resolves_local_wheels_and_takes_the_ca_hook(build_dir: Path, tmp_path: Path) -> None:
+def test_wheelhouse_bentofile_resolves_local_wheels(build_dir: Path, tmp_path: Path) -> None:
     original = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
-    assert "extra_index_url" in original["python"] and "dockerfile_template" not in original["docker"]
+    assert "extra_index_url" in original["python"]
 
-    path = build_image.variant_bentofile([tmp_path / "torch-2.13.0+cpu-x.whl"], ca_hook=True)
+    path = build_image.variant_bentofile([tmp_path / "torch-2.13.0+cpu-x.whl"])
     variant = yaml.safe_load(path.read_text())
     assert "extra_index_url" not in variant["python"]  # PyTorch's index is unreachable where a wheelhouse is used
     requirements = (ROOT / variant["python"]["requirements_txt"]).read_text().splitlines()
     assert "--find-links /run/build-inputs/wheels" in requirements and "torch==2.13.0+cpu" in requirements
-    assert (ROOT / variant["docker"]["dockerfile_template"]).is_file()
-    # everything else is the project's bentofile
-    for key in ("service", "include", "exclude", "models", "envs"):
+    # everything else is the project's bentofile, the lean Dockerfile template included
+    for key in ("service", "include", "exclude", "models", "envs", "docker"):
         assert variant[key] == original[key]
-
-    ca_only = yaml.safe_load(build_image.variant_bentofile([], ca_hook=True).read_text())
-    assert ca_only["python"] == original["python"]
+    assert (ROOT / original["docker"]["dockerfile_template"]).is_file()
 
 
 def test_bind_mount_options_need_podman_or_buildah(tmp_path: Path) -> None:
