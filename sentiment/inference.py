@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engines import Engine, cpu_supports_bf16, load_engine, torch_installed
+from .engines import Engine, cpu_supports_bf16, load_engine
 from .scoring import Scoring
 from .tokenization import Tokenizer, load_tokenizer
 
@@ -50,17 +50,20 @@ def _cgroup_cpu_quota() -> float | None:
         return None
 
 
+def cpu_share(requested: int = 0, processes_sharing: int = 1) -> int:
+    """Threads for this process's engine: `requested`, else its share of the cores it may use."""
+    return requested or max(1, available_cpus() // max(1, processes_sharing))
+
+
 def configure_torch_threads(requested: int = 0, processes_sharing: int = 1) -> int:
-    """This process's share of the cores, set as torch's intra-op threads when torch is installed.
+    """Set torch's intra-op threads to this process's share of the cores.
 
     BentoML's new-style services set no OMP_NUM_THREADS, so without this torch
     would start one thread per host core in every worker and oversubscribe.
     """
-    threads = requested or max(1, available_cpus() // max(1, processes_sharing))
-    if not torch_installed():  # the torch-free image: the engine gets `threads` directly
-        return threads
     import torch
 
+    threads = cpu_share(requested, processes_sharing)
     torch.set_num_threads(threads)
     with contextlib.suppress(RuntimeError):  # only settable before first parallel work
         torch.set_num_interop_threads(1)

@@ -5,7 +5,7 @@ capacity and what the startupProbe must allow; these figures are where the
 manifests' probe timings come from (docs/deployment.md).
 
     imports         process start -> the service's constructor runs (Python, BentoML, our modules)
-    threads         the model service's share of the cores (imports torch where it is installed)
+    threads         the model service's share of the cores (imports torch when torch serves)
     model_load      tokenizer, config and engine (the model service), which includes
       engine_read     reading the weights or the OpenVINO IR
       engine_compile  OpenVINO compiling the graph for this CPU

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -86,8 +87,11 @@ def torch_wheelhouse() -> Path:
     return wheelhouse
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["full", "openvino"])
 def image(bentoml_home: Path, request: pytest.FixtureRequest) -> str:
+    """Each image variant (deployment/image/Dockerfile.template), built as a user builds it."""
+    variant = request.param
+    tag = f"{IMAGE}-{variant}"
     for tool in ("podman", "buildah", "debootstrap"):
         assert shutil.which(tool), f"{tool} is installed by scripts/test.sh"
     timings = {}
@@ -98,20 +102,20 @@ def image(bentoml_home: Path, request: pytest.FixtureRequest) -> str:
     timings["stand-in images"] = time.monotonic() - started
 
     started = time.monotonic()
-    cmd = [sys.executable, str(ROOT / "scripts" / "build_image.py"), "-t", IMAGE, "--backend", "buildah",
-           "--wheelhouse", str(torch_wheelhouse())]
+    cmd = [sys.executable, str(ROOT / "scripts" / "build_image.py"), "-t", tag, "--backend", "buildah",
+           "--variant", variant, "--wheelhouse", str(torch_wheelhouse())]
     ca = extra_ca_bundle()
     if ca is not None:
         cmd += ["--extra-ca", str(ca)]
     build = subprocess.run(cmd, env={**podman_env(), "BENTOML_HOME": str(bentoml_home)},
                            capture_output=True, text=True, timeout=1200)
     assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
-    assert build.stdout.strip().splitlines()[-1] == IMAGE
+    assert build.stdout.strip().splitlines()[-1] == tag
     timings["bentoml build + containerize"] = time.monotonic() - started
-    size = int(podman("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip())
-    report(request, "container stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-           + f"; image {size / 2**30:.2f} GiB")
-    return IMAGE
+    size = int(podman("image", "inspect", tag, "--format", "{{.Size}}").stdout.strip())
+    report(request, f"container stage ({variant} image): " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+           + f"; image {size / 2**20:.0f} MiB")
+    return tag
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +144,30 @@ def test_image_runs_as_non_root_with_the_model_inside(image: str) -> None:
     assert "latest" in models.split()
 
 
+def in_image(image: str, script: str) -> str:
+    return podman("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", script).stdout
+
+
+def test_image_is_lean(image: str) -> None:
+    """No build toolchain, VCS or installer cache; the torch-free variant has no torch and no torch weights."""
+    variant = image.rsplit("-", 1)[1]
+    assert in_image(image, "echo $IMAGE_VARIANT").strip() == variant
+    tools = "for t in gcc cc make git curl; do command -v $t; done; ls -d /root/.cache 2>/dev/null; true"
+    assert in_image(image, tools).split() == []
+    site = "/app/.venv/lib/python3.11/site-packages"
+    model = "/home/bentoml/bento/models/distilbert-sst2/latest"
+    present = in_image(image, f"ls {site} {site}/openvino/libs {model} {model}/openvino").split()
+    assert "libopenvino_intel_cpu_plugin.so" in present and "libopenvino_intel_gpu_plugin.so" not in present
+    assert {"fp32.xml", "fp32.bin", "tokenizer.json", "config.json"} <= set(present)
+    if variant == "full":
+        assert {"torch", "transformers", "model.safetensors"} <= set(present)
+        assert in_image(image, f"ls {site}/torch/test {site}/torch/include 2>/dev/null; true").split() == []
+    else:
+        assert not {"torch", "transformers", "safetensors", "model.safetensors"} & set(present)
+    # the serving path's modules were compiled in the build: nothing to compile at each start
+    assert in_image(image, f"ls {site}/bentoml/__pycache__ | head -1").strip().endswith(".pyc")
+
+
 def test_container_answers_predict_like_bentoml_serve(container: str, server) -> None:  # noqa: ANN001
     body = {"text": TEXTS}
     answer = httpx.post(f"{container}/predict", json=body, timeout=60)
@@ -155,7 +183,11 @@ def test_container_answers_predict_like_bentoml_serve(container: str, server) ->
     bad = httpx.post(f"{container}/predict", json={"text": ["ok"], "extra": 1}, timeout=30)
     assert bad.status_code == 400 and "extra" in bad.text
     assert httpx.get(f"{container}/livez", timeout=10).status_code == 200
-    assert "sentiment_batch_texts" in httpx.get(f"{container}/metrics", timeout=10).text
+    metrics = httpx.get(f"{container}/metrics", timeout=10).text
+    assert "sentiment_batch_texts" in metrics
+    # the image serves the engine bentoml serve chose, and timed its start-up
+    assert re.search(r'sentiment_model_info\{[^}]*engine="openvino"', metrics)
+    assert 'sentiment_startup_seconds{service="sentiment_model",stage="total"}' in metrics
 
 
 def podman_kube_yaml(rendered: str, image: str, host_port: int, keys_dir: Path) -> str:
