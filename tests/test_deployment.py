@@ -85,7 +85,9 @@ def test_pod_shape(overlay: str) -> None:
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert api["livenessProbe"]["httpGet"]["path"] == "/livez"
     startup = api["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120  # model loading
+    # from the measured start-up (docs/deployment.md): ready within a second of being ready,
+    # and at least 10x the slowest measured start before the kubelet gives up
+    assert startup["periodSeconds"] == 1 and startup["periodSeconds"] * startup["failureThreshold"] >= 50
     env = {e["name"]: e["value"] for e in api.get("env", [])}
     assert int(env.get("TORCH_THREADS", config["TORCH_THREADS"])) == int(api["resources"]["limits"]["cpu"])
 
@@ -132,8 +134,12 @@ def test_bentoml_build_packs_service_and_model(bentoml_home: Path) -> None:
     assert (bento / "src" / "service.py").is_file() and (bento / "src" / "sentiment" / "inference.py").is_file()
     assert not (bento / "src" / "tests").exists() and not list((bento / "src").glob(".venv*"))
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
-    assert "torch==2.13.0+cpu" in requirements and "download.pytorch.org/whl/cpu" in requirements
-    assert "FROM python:3.11-slim" in (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "torch==2.13.0+cpu" in requirements
+    # the CPU index reaches the image build through BentoML's install.sh, which the lean Dockerfile runs
+    assert "download.pytorch.org/whl/cpu" in (bento / "env" / "python" / "install.sh").read_text()
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim AS builder" in dockerfile and "env/python/install.sh" in dockerfile
+    assert "build-essential" not in dockerfile
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
