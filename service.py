@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sentiment import metrics
+from sentiment import metrics, routes
 from sentiment.admission import TextAdmission
 from sentiment.batching import install_batch_policy, verify_batch_policy
 from sentiment.auth import ApiKeyMiddleware, ApiKeys, OpenAccessWarning
@@ -176,7 +176,7 @@ async def _health(_: Request) -> JSONResponse:
 
 # GET /health for load scripts written against the older service; BentoML's
 # /livez and /readyz stay the probes for Kubernetes.
-_extra_routes = Starlette(routes=[Route("/health", _health, methods=["GET"])])
+_extra_routes = Starlette(routes=[Route(routes.HEALTH, _health, methods=["GET"])])
 
 
 @bentoml.asgi_app(_extra_routes, path="/")
@@ -220,7 +220,7 @@ class Sentiment:
     async def close_cache(self) -> None:
         await self.cache.close()
 
-    @bentoml.api(input_spec=PredictRequest, output_spec=PredictResponse)
+    @bentoml.api(route=routes.PREDICT, input_spec=PredictRequest, output_spec=PredictResponse)
     async def predict(
         self,
         text: list[str],
@@ -299,19 +299,21 @@ def _forget(job: asyncio.Future) -> None:
 
 
 # Every API route of the public service (protected by API keys, limited, measured).
-API_ROUTES = frozenset(method.route for method in Sentiment.apis.values())
+API_ROUTES = routes.check_api_routes(method.route for method in Sentiment.apis.values())
 
 # Added outermost first: every API response carries its request id and timings, body
 # sizes are recorded for every request, refused ones included; API keys are checked
 # before anything reads the body or takes queue space.
 Sentiment.add_asgi_middleware(RequestIdentityMiddleware, api_routes=API_ROUTES)
-Sentiment.add_asgi_middleware(BodySizeMiddleware)
+Sentiment.add_asgi_middleware(BodySizeMiddleware, paths=API_ROUTES | {routes.HEALTH})
 if settings.api_keys_file:
     Sentiment.add_asgi_middleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys_file), protected_paths=API_ROUTES)
 else:
     Sentiment.add_asgi_middleware(OpenAccessWarning)
 Sentiment.add_asgi_middleware(
     RequestLimitsMiddleware,
+    paths=API_ROUTES | {routes.HEALTH},
+    shed_paths=API_ROUTES,
     max_body_bytes=settings.max_body_bytes,
     body_timeout_s=settings.body_timeout_s,
     retry_after_s=settings.retry_after_s,

@@ -21,7 +21,6 @@ from typing import Any
 
 from . import metrics
 from .admission import TextAdmission
-from .http_metrics import API_PATHS
 
 
 async def _send_error(send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:  # noqa: ANN401
@@ -43,19 +42,23 @@ async def _send_error(send: Any, status: int, message: str, headers: list[tuple[
 
 class RequestLimitsMiddleware:
     def __init__(
-        self, app: Any, max_body_bytes: int, body_timeout_s: float, retry_after_s: int, admission: TextAdmission  # noqa: ANN401
+        self, app: Any, paths: frozenset[str], shed_paths: frozenset[str],  # noqa: ANN401
+        max_body_bytes: int, body_timeout_s: float, retry_after_s: int, admission: TextAdmission,
     ) -> None:
+        """Limits requests to `paths`; sheds those to `shed_paths` (the ones that reach the model) when the queue is full."""
         self.app = app
+        self.paths = paths
+        self.shed_paths = shed_paths
         self.admission = admission
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
         self.retry_after = str(retry_after_s).encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
-        if scope["type"] != "http" or scope.get("path") not in API_PATHS:
+        if scope["type"] != "http" or scope.get("path") not in self.paths:
             await self.app(scope, receive, send)
             return
-        if self.admission.full and scope["path"] == "/predict":
+        if self.admission.full and scope["path"] in self.shed_paths:
             metrics.SHED_REQUESTS.inc()
             await _send_error(send, 503, "overloaded: too many texts waiting for the model, retry later",
                               [(b"retry-after", self.retry_after)])

@@ -6,17 +6,16 @@ from typing import Any
 
 from . import metrics
 
-# Only the API routes: a fixed label set, whatever paths clients make up.
-API_PATHS = ("/predict", "/health")
-
-
 class BodySizeMiddleware:
-    def __init__(self, app: Any) -> None:
+    """Records body sizes of `paths` only: a fixed label set, whatever paths clients make up."""
+
+    def __init__(self, app: Any, paths: frozenset[str]) -> None:
         self.app = app
+        self.paths = paths
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path not in API_PATHS:
+        if scope["type"] != "http" or path not in self.paths:
             await self.app(scope, receive, send)
             return
         received = sent = 0

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import routes
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -36,14 +38,13 @@ def amend(spec: dict[str, Any], api_keys: bool = False) -> dict[str, Any]:
             "title": "Error Detail",
             "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}],
         }
-    predict = spec.get("paths", {}).get("/predict", {}).get("post")
-    if predict is not None:
-        predict.get("requestBody", {})["required"] = True  # an empty body is a 400
+    for operation in _api_operations(spec):
+        operation.get("requestBody", {})["required"] = True  # an empty body is a 400
         for status, (description, headers) in EXTRA_RESPONSES.items():
             response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": ERROR}}}
             if headers:
                 response["headers"] = headers
-            predict["responses"].setdefault(status, response)
+            operation["responses"].setdefault(status, response)
     if api_keys:  # the Swagger UI then shows "Authorize" and sends the key
         spec.setdefault("components", {}).setdefault("securitySchemes", {})["bearerAuth"] = {"type": "http", "scheme": "bearer"}
         for operation in _api_operations(spec):
@@ -67,7 +68,7 @@ class OpenAPIDocMiddleware:
         self.api_keys = api_keys
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
-        if scope["type"] != "http" or scope.get("path") != "/docs.json":
+        if scope["type"] != "http" or scope.get("path") != routes.OPENAPI_DOC:
             await self.app(scope, receive, send)
             return
         start: dict[str, Any] = {}
