@@ -76,3 +76,14 @@ def server(bentoml_home: Path, tmp_path_factory: pytest.TempPathFactory):  # noq
 
 
 __all__ = ["ServerProcess", "free_port"]
+
+
+TIERS = ("unit", "service", "container", "load")  # pytest.ini: markers
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test belongs to exactly one tier, so `-m unit` and friends select what they say."""
+    for item in items:
+        tiers = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+        if len(tiers) != 1:
+            raise pytest.UsageError(f"{item.nodeid}: mark its module with exactly one tier of {TIERS} (pytestmark), not {sorted(tiers)}")

@@ -8,6 +8,8 @@ import pytest
 from sentiment.data import read_labelled
 from tests.test_train_or_import import cli
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 CHUNK = 64
 
 

@@ -10,6 +10,8 @@ import pytest
 from sentiment.auth import ApiKeys
 from tests.helpers import metric_sum, start_server, wait_until
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 KEY, OTHER = "k-0123456789abcdef", "k-fedcba9876543210"
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from tests.helpers import metric_sum, start_server, wait_until
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 USERS = 48
 REQUESTS_PER_USER = 10  # 480 requests, coalesced into well over 100 model-service calls: past BentoML's 100-call connection recycling
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmark.report import figures, peak_window_rate, write_report
+
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 
 
 def synthetic_run() -> dict:

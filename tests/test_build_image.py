@@ -12,6 +12,8 @@ import yaml
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
 spec = importlib.util.spec_from_file_location("build_image", ROOT / "scripts" / "build_image.py")
 build_image = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(build_image)

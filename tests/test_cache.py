@@ -19,6 +19,8 @@ from sentiment.cache import (
 )
 from tests.helpers import RedisServer, free_port
 
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
 
 def run(coro):  # noqa: ANN001, ANN201
     return asyncio.run(coro)

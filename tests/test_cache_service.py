@@ -16,6 +16,8 @@ import redis as redis_py
 
 from tests.helpers import ROOT, RedisServer, free_port, metric_sum, start_server
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 TTL_S = 4
 
 

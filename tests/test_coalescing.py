@@ -8,6 +8,8 @@ import pytest
 
 from sentiment.coalescing import CoalescingCaller
 
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
 
 class FakeModel:
     """Stands in for the model service's client: doubles numbers, one call at a time, released by the test."""

@@ -29,6 +29,8 @@ import yaml
 
 from tests.helpers import ROOT, free_port, metric_sum, parse_metrics, render_overlay
 
+pytestmark = pytest.mark.container  # tier: image builds, podman run and kube play (pytest.ini)
+
 IMAGE = "localhost/sentiment:test"
 TEXTS = ["I love you", "I hate you", "Count to 1234"]
 CONTAINERS_CONF = ROOT / "scripts" / "containers.conf"

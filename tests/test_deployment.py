@@ -13,6 +13,8 @@ import yaml
 
 from tests.helpers import ROOT, render_overlay
 
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
 OVERLAYS = ["minikube", "aks"]
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 

@@ -10,6 +10,8 @@ import pytest
 
 from sentiment.drain import ActivityTracker, defer_sigterm_until_idle
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 
 class Server:  # stands in for uvicorn.Server: same qualified name of the handler
     def __init__(self) -> None:

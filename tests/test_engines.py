@@ -12,6 +12,8 @@ from sentiment.engines import EngineUnavailable, export_openvino, supported_pair
 from sentiment.inference import Classifier
 from sentiment.precision_guard import choose, served_pair
 
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
 TEXTS = ["I love you", "I hate you", "", "Count to 1234", "the best movie ever " * 40, "not very good"]
 
 

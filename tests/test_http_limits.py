@@ -14,6 +14,8 @@ import pytest
 
 from tests.helpers import start_server
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 BODY_LIMIT = 4 * 1024 * 1024
 BODY_TIMEOUT_S = 2
 

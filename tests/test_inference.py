@@ -7,6 +7,8 @@ import torch
 
 from sentiment.inference import BatchStats, Classifier, available_cpus, configure_torch_threads, plan_groups
 
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
 
 def test_plan_groups_sorts_by_length_and_bounds_groups() -> None:
     lengths = [5, 100, 7, 6, 90, 8]

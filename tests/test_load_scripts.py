@@ -13,6 +13,8 @@ import pytest
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.load  # tier: load scripts and soak runs (pytest.ini)
+
 BIN = Path(sys.executable).parent
 
 

@@ -14,6 +14,8 @@ import pytest
 from tests import tiny_models
 from tests.helpers import ROOT, start_server
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 TEXTS = ["I love you", "I hate you", "Count to 1234", "this movie was not very good"]
 
 

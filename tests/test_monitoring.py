@@ -16,6 +16,8 @@ import pytest
 
 from tests.helpers import ROOT, RedisServer, free_port, start_server
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 MONITORING = ROOT / "deployment" / "monitoring"
 DASHBOARD = MONITORING / "grafana-dashboard.json"
 

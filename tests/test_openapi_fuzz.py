@@ -17,6 +17,8 @@ import pytest
 
 from tests.helpers import start_server
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 
 @pytest.fixture(scope="module")
 def small_limits_server(bentoml_home, tmp_path_factory):  # noqa: ANN001, ANN201

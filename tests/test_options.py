@@ -7,6 +7,8 @@ import math
 import httpx
 import pytest
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 
 def post(server, body: dict) -> httpx.Response:  # noqa: ANN001
     return httpx.post(f"{server.url}/predict", json=body, timeout=60)

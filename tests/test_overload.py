@@ -12,7 +12,9 @@ import httpx
 import psutil
 import pytest
 
-from tests.helpers import start_server
+from tests.helpers import metric_sum, start_server, wait_until
+
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
 QUEUE_BOUND = 64
 
@@ -59,8 +61,12 @@ async def flood(url: str, clients: int, seconds: float) -> list[tuple[int, float
 
 
 def test_overload_is_shed_fast_and_service_recovers(bounded_server) -> None:  # noqa: ANN001
+    """Counts, not times: shed requests never reach the model, every 503 is counted and says
+    when to retry, and the queue drains to zero afterwards. How fast shedding answers is
+    printed here and measured by the benchmark (a timing bound in a test would flake)."""
     url = bounded_server.url
     baseline = single_client_latency(url, 20, "before")
+    before = bounded_server.metrics()
     results = asyncio.run(flood(url, clients=64, seconds=10))
     statuses = {s for s, _, _ in results}
     accepted = sorted(t for s, t, _ in results if s == 200)
@@ -68,22 +74,19 @@ def test_overload_is_shed_fast_and_service_recovers(bounded_server) -> None:  # 
     assert statuses <= {200, 503}, statuses
     assert accepted and shed
     assert all(retry == "1" for s, _, retry in results if s == 503)
-    p99_accepted = accepted[int(len(accepted) * 0.99) - 1]
     print(
-        f"\n{len(results)} requests: {len(accepted)} accepted (p50 {statistics.median(accepted) * 1000:.0f} ms, "
-        f"p99 {p99_accepted * 1000:.0f} ms), {len(shed)} shed (p50 {statistics.median(shed) * 1000:.1f} ms); "
-        f"single-client p50 before {baseline * 1000:.1f} ms"
+        f"\n{len(results)} requests: {len(accepted)} accepted (p50 {statistics.median(accepted) * 1000:.0f} ms), "
+        f"{len(shed)} shed (p50 {statistics.median(shed) * 1000:.1f} ms); single-client p50 before {baseline * 1000:.1f} ms"
     )
-    # refused without queueing for the model: faster than accepted work, and far below the
-    # request timeout (the test's own 64 clients share the 2 cores, so client-side times are noisy)
-    assert statistics.median(shed) < statistics.median(accepted)
-    assert shed[int(len(shed) * 0.99) - 1] < 3
-    assert p99_accepted < 10  # bounded by the queue bound, far below the 60 s request timeout
-    assert bounded_server.metrics()["sentiment_shed_requests_total"] == len(shed)
+    # the queue drains completely, then: shed requests never reached the model (only the
+    # accepted requests' 16 new texts each were computed) and every 503 was counted
+    wait_until(lambda: metric_sum(bounded_server.metrics(), "sentiment_queued_texts") == 0, timeout=60)
+    after = bounded_server.metrics()
+    assert metric_sum(after, "sentiment_model_texts_total") - metric_sum(before, "sentiment_model_texts_total") == 16 * len(accepted)
+    assert metric_sum(after, "sentiment_shed_requests_total") - metric_sum(before, "sentiment_shed_requests_total") == len(shed)
 
-    after = single_client_latency(url, 20, "after")
-    print(f"single-client p50 after the flood {after * 1000:.1f} ms")
-    assert after < 2 * baseline + 0.01
+    recovered = single_client_latency(url, 20, "after")  # every one answered 200 (raise_for_status)
+    print(f"single-client p50 after the flood {recovered * 1000:.1f} ms")
 
 
 def test_sigterm_drains_in_flight_requests(bentoml_home, tmp_path) -> None:  # noqa: ANN001

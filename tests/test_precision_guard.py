@@ -8,6 +8,8 @@ from sentiment.precision_guard import GuardResult, compare, speed
 from tests.helpers import start_server
 from tests.test_train_or_import import cli, stored_metadata
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 
 def test_compare_counts_agreement_accuracy_and_difference() -> None:
     reference = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]

@@ -6,8 +6,11 @@ import re
 import uuid
 
 import httpx
+import pytest
 
 from tests.helpers import wait_until
+
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
 
 def post(server, texts: list[str], headers: dict[str, str] | None = None) -> httpx.Response:  # noqa: ANN001

@@ -12,6 +12,8 @@ import pytest
 from sentiment import routes
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
 RENAMED = """
 import json, sentiment.routes as routes
 routes.PREDICT = "/classify"            # the one place a rename happens

@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import REAL_MODEL
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 EXAMPLE = ["I love you", "I hate you", "Count to 1234"]
 
 

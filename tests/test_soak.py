@@ -16,8 +16,11 @@ import time
 
 import httpx
 import psutil
+import pytest
 
 from tests.helpers import start_server
+
+pytestmark = pytest.mark.load  # tier: load scripts and soak runs (pytest.ini)
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "90"))
 WARM_UP_SECONDS = float(os.environ.get("WARM_UP_SECONDS", "90"))

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from sentiment.startup import StartupTimer
+
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
 
 def startup_gauges(metrics: dict[str, float], service: str) -> dict[str, float]:

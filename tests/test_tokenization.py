@@ -10,6 +10,8 @@ import pytest
 from sentiment.tokenization import FastTokenizer, TransformersTokenizer, load_tokenizer, read_model_config
 from tests import tiny_models
 
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
 TEXTS = [
     "I love you", "I LOVE   YOU!!", "", "   ", "Count to 1234", "naïve café — déjà vu 🙂",
     "unknownwordzzz qqq", "it's not very good, is it?", "good " * 300 + "bad " * 300,

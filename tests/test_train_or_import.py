@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import SST2_DEV, SST2_TRAIN
 from tests.helpers import ROOT, start_server
 
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
 
 def cli(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
