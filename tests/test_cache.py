@@ -6,7 +6,10 @@ import asyncio
 import time
 
 import pytest
+import redis as redis_py
+from prometheus_client import generate_latest
 
+from sentiment import cache as cache_module
 from sentiment.cache import (
     CircuitBreaker,
     CircuitOpen,
@@ -17,7 +20,7 @@ from sentiment.cache import (
     decode_scores,
     encode_scores,
 )
-from tests.helpers import RedisServer, free_port
+from tests.helpers import RedisServer, free_port, metric_sum, parse_metrics, wait_until
 
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 
@@ -57,7 +60,36 @@ def test_values_round_trip_as_json() -> None:
     assert decode_scores(raw, 2) == [0.25, 0.75]
 
 
-def test_memory_backend_is_bounded_lru_with_ttl() -> None:
+class FakeClock:
+    """Time for sentiment.cache only (asyncio keeps the real clock): tests move it instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def perf_counter(self) -> float:
+        return time.perf_counter()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(cache_module, "time", fake)
+    return fake
+
+
+def open_circuit_skips() -> float:
+    return metric_sum(parse_metrics(generate_latest().decode()), "sentiment_cache_errors_total", backend="redis", kind="circuit_open")
+
+
+def connection_errors() -> float:
+    samples = parse_metrics(generate_latest().decode())
+    return sum(metric_sum(samples, "sentiment_cache_errors_total", backend="redis", kind=k) for k in ("connection", "timeout"))
+
+
+def test_memory_backend_is_bounded_lru_with_ttl(clock: FakeClock) -> None:
     async def scenario() -> None:
         backend = MemoryBackend(max_entries=3)
         await backend.set_many({"a": b"1", "b": b"2", "c": b"3"}, ttl_s=60)
@@ -66,13 +98,15 @@ def test_memory_backend_is_bounded_lru_with_ttl() -> None:
         assert len(backend) == 3
         assert await backend.get_many(["a", "b", "c", "d"]) == [b"1", None, b"3", b"4"]
         await backend.set_many({"e": b"5"}, ttl_s=1)
-        await asyncio.sleep(1.05)
+        clock.now += 0.95
+        assert await backend.get_many(["e"]) == [b"5"]
+        clock.now += 0.1
         assert await backend.get_many(["e"]) == [None]
 
     run(scenario())
 
 
-def test_circuit_breaker_opens_and_half_opens() -> None:
+def test_circuit_breaker_opens_and_half_opens(clock: FakeClock) -> None:
     breaker = CircuitBreaker(failures=2, reset_s=0.2)
     breaker.before_call()
     breaker.failure()
@@ -80,7 +114,10 @@ def test_circuit_breaker_opens_and_half_opens() -> None:
     breaker.failure()
     with pytest.raises(CircuitOpen):
         breaker.before_call()
-    time.sleep(0.25)
+    clock.now += 0.15
+    with pytest.raises(CircuitOpen):
+        breaker.before_call()  # still open before reset_s
+    clock.now += 0.1
     breaker.before_call()  # half-open: one trial allowed
     with pytest.raises(CircuitOpen):
         breaker.before_call()  # ... and only one
@@ -127,29 +164,31 @@ def test_redis_down_is_a_miss_and_breaker_skips_the_timeout() -> None:
         assert await backend.get_many(["a", "b"]) == [None, None]
         assert await backend.get_many(["a"]) == [None]
         assert backend.breaker.is_open
-        start = time.perf_counter()
+        errors, skips = connection_errors(), open_circuit_skips()
         for _ in range(100):
             assert await backend.get_many(["a"]) == [None]
-        assert time.perf_counter() - start < 0.5  # no connection attempts while open
+        # no connection attempts while open: every call was skipped by the breaker
+        assert connection_errors() == errors and open_circuit_skips() == skips + 100
         await backend.close()
 
     run(scenario())
 
 
-def test_redis_round_trip_ttl_and_recovery() -> None:
+def test_redis_round_trip_ttl_and_recovery(clock: FakeClock) -> None:
     redis = RedisServer(free_port()).start()
     try:
         async def scenario() -> None:
             backend = RedisBackend(redis.url, timeout_ms=200, breaker=CircuitBreaker(1, 0.2))
             await backend.set_many({"x": b"[0.1,0.9]", "y": b"[0.2,0.8]"}, ttl_s=1)
             assert await backend.get_many(["x", "y", "z"]) == [b"[0.1,0.9]", b"[0.2,0.8]", None]
-            await asyncio.sleep(1.2)
+            probe = redis_py.Redis.from_url(redis.url)
+            wait_until(lambda: probe.exists("x") == 0, timeout=10, what="Redis to expire x")  # Redis' own clock
             assert await backend.get_many(["x"]) == [None]  # expired
             redis.kill()
             assert await backend.get_many(["x"]) == [None]
             assert backend.breaker.is_open
             redis.start()
-            await asyncio.sleep(0.3)
+            clock.now += 0.3  # past the breaker's reset time: the next call is its trial
             await backend.set_many({"x": b"[0.3,0.7]"}, ttl_s=60)
             await backend.set_many({"x": b"[0.3,0.7]"}, ttl_s=60)
             assert await backend.get_many(["x"]) == [b"[0.3,0.7]"]
