@@ -4,21 +4,17 @@ Request path of `POST /predict`, one named stage each (timed in
 `sentiment_stage_duration_seconds`):
 
     validate (pydantic, before this code runs) -> tokenize (cache keys)
-    -> cache_lookup -> model (queue + adaptive batch + inference in the model
-    service) -> respond
+    -> cache_lookup -> model (admission, queue + adaptive batch + inference in the
+    model service; `PredictionCache.get_or_compute` owns both) -> respond
 
 Settings are env vars, see `sentiment/settings.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
 import os
-import time
-from collections.abc import Iterator
 from typing import Literal
 
 import bentoml
@@ -28,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sentiment import metrics, routes
-from sentiment.admission import TextAdmission
+from sentiment.admission import Overloaded, TextAdmission
 from sentiment.batching import install_batch_policy, verify_batch_policy
 from sentiment.auth import ApiKeyMiddleware, ApiKeys, OpenAccessWarning
 from sentiment.coalescing import CoalescingCaller
@@ -50,8 +46,6 @@ settings = get_settings()
 install_batch_policy(settings.batch_wait_ms)
 # One per public worker process, shared by predict() and the HTTP middleware.
 ADMISSION = TextAdmission(settings.max_queued_texts)
-# Computations in flight, referenced until done (see Sentiment._compute).
-COMPUTATIONS: set[asyncio.Future] = set()
 
 # The model service is an internal dependency: these settings stop BentoML from
 # recycling the public service's connection to it every 100 calls while calls
@@ -72,15 +66,6 @@ def check_never_recycled(dependency: object) -> None:
             f"BentoML's client to the model service recycles its connection (max_requests, max_age = {limits}): "
             "runner_connection is no longer applied; with calls in flight this fails requests (see service.py)"
         )
-
-
-@contextlib.contextmanager
-def stage(name: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        metrics.STAGE_SECONDS.labels(stage=name).observe(time.perf_counter() - start)
 
 
 def serving_pair(model: bentoml.Model) -> tuple[str, str]:
@@ -231,27 +216,23 @@ class Sentiment:
         """Classify texts. Every label of the model is returned, in label-id order, unless top_k is given."""
         if not text:
             return PredictResponse(predictions=[])
-        with stage("tokenize"):
+        with metrics.stage("tokenize"):
             encoded = self.cache_keys.encode(text, truncation)
             keys = [key for key, _ in encoded]
-        with stage("cache_lookup"):
-            logits = await self.cache.lookup(keys)
-        missed = [k for k in dict.fromkeys(keys) if k not in logits]
-        if missed:
-            if not self.admission.try_acquire(len(missed)):
-                metrics.SHED_REQUESTS.inc()
-                return JSONResponse(
-                    {"error": f"overloaded: more than {settings.max_queued_texts} texts waiting for the model, retry later"},
-                    status_code=503,
-                    headers={"Retry-After": str(settings.retry_after_s)},
-                )
-            try:
-                with stage("model"):
-                    logits.update(await self._compute(missed, dict(encoded)))
-            finally:
-                self.admission.release(len(missed))
-        with stage("respond"):
+            ids_of = dict(encoded)
+        try:
+            # cache, coalescing with requests in flight, admission, the model: sentiment/cache.py
+            logits = await self.cache.get_or_compute(keys, lambda missed: self._compute(missed, ids_of), self.admission.acquire)
+        except Overloaded:
+            status, body, headers = self.admission.overloaded_response(settings.retry_after_s)
+            return JSONResponse(body, status_code=status, headers=headers)
+        with metrics.stage("respond"):
             return PredictResponse(predictions=[self._answer(logits[k], top_k, raw_scores) for k in keys])
+
+    async def _compute(self, keys: list[str], ids_of: dict[str, list[int]]) -> list[list[float]]:
+        """Logits of texts nobody has computed yet; the texts of concurrent requests leave together."""
+        metrics.MODEL_TEXTS.inc(len(keys))
+        return await self.model_calls([ids_of[k] for k in keys])
 
     def _answer(self, logits: list[float], top_k: int | None, raw_scores: bool) -> list[LabelScore]:
         scores = logits if raw_scores else self.scoring.scores(logits)
@@ -259,44 +240,6 @@ class Sentiment:
         if top_k is not None:  # as transformers' pipeline: best first
             pairs = sorted(pairs, key=lambda pair: pair[1], reverse=True)[:top_k]
         return [LabelScore(label=label, score=score) for label, score in pairs]
-
-    async def _compute(self, keys: list[str], ids_of: dict[str, list[int]]) -> dict[str, list[float]]:
-        """Logits for cache misses: computed once even if other requests want them too.
-
-        No single request owns a computation: it runs as its own task, and every request,
-        the one that started it included, only waits for it (shielded). A request that goes
-        away (its client left, its timeout fired) cancels its own wait, never the texts
-        other requests are waiting for.
-        """
-        mine, waiting = self.cache.claim(keys)
-        results: dict[str, list[float]] = {}
-        if mine:
-            metrics.MODEL_TEXTS.inc(len(mine))
-            job = asyncio.ensure_future(self._compute_shared(mine, [ids_of[k] for k in mine]))
-            COMPUTATIONS.add(job)
-            job.add_done_callback(_forget)
-            results = dict(zip(mine, await asyncio.shield(job)))
-        if waiting:
-            done = await asyncio.gather(*(asyncio.shield(f) for f in waiting.values()))
-            results.update(zip(waiting, done))
-        return results
-
-    async def _compute_shared(self, keys: list[str], ids: list[list[int]]) -> list[list[float]]:
-        try:
-            rows = await self.model_calls(ids)
-        except BaseException as exc:
-            self.cache.settle({}, error=exc, keys=keys)
-            raise
-        self.cache.settle(dict(zip(keys, rows)))
-        return rows
-
-
-def _forget(job: asyncio.Future) -> None:
-    """A computation whose requests all went away: nobody reads its outcome, so read it here."""
-    COMPUTATIONS.discard(job)
-    if not job.cancelled():
-        job.exception()
-
 
 # Every API route of the public service (protected by API keys, limited, measured).
 API_ROUTES = routes.check_api_routes(method.route for method in Sentiment.apis.values())

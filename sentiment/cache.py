@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 from . import metrics
+from .admission import Permit
 from .tokenization import Tokenizer
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
@@ -286,7 +287,7 @@ class PredictionCache:
         metrics.CACHE_ERRORS.labels(backend=backend.name, kind="corrupt")
         for result in ("hit", "miss"):
             metrics.CACHE_LOOKUPS.labels(backend=backend.name, result=result)
-        self._background: set[asyncio.Task[None]] = set()
+        self._jobs: set[asyncio.Future[None]] = set()  # referenced until done
 
     async def lookup(self, keys: Sequence[str]) -> dict[str, Scores]:
         """One round trip for all distinct keys; returns only the hits."""
@@ -306,11 +307,48 @@ class PredictionCache:
             metrics.CACHE_ERRORS.labels(backend=self.backend.name, kind="corrupt").inc(corrupt)
         return hits
 
-    def claim(self, keys: Sequence[str]) -> tuple[list[str], dict[str, asyncio.Future[Scores]]]:
-        """Split missed keys into those this caller must compute and those already in flight.
+    async def get_or_compute(
+        self,
+        keys: Sequence[str],
+        compute: Callable[[list[str]], Awaitable[Sequence[Scores]]],
+        admit: Callable[[int], Permit],
+    ) -> dict[str, Scores]:
+        """Scores for every distinct key: from the cache, from a computation in flight, or computed now.
 
-        The caller must `settle` every key it was told to compute.
+        The whole protocol, in one place:
+        lookup (one round trip) -> claim the missed keys nobody computes yet -> `admit`
+        them (a permit for exactly the texts this call sends to the model, or Overloaded)
+        -> compute them as their own task -> publish to every waiter -> write back ->
+        forget the in-flight entries only once the write-back has landed, so a request
+        arriving meanwhile waits for the value instead of computing it again.
+
+        No caller owns a computation: each one, the one that started it included, only
+        waits for it (shielded). A caller that goes away (its client left, its timeout
+        fired) cancels its own wait, never the scores other callers are waiting for.
         """
+        with metrics.stage("cache_lookup"):
+            found = await self.lookup(keys)
+        missed = [k for k in dict.fromkeys(keys) if k not in found]
+        if not missed:
+            return found
+        with metrics.stage("model"):
+            mine, waiting = self._claim(missed)
+            if mine:
+                try:
+                    permit = admit(len(mine))
+                except BaseException:
+                    self._abandon(mine)  # claimed a moment ago: nobody waits for them yet
+                    raise
+                job = asyncio.ensure_future(self._compute(mine, compute, permit))
+                self._jobs.add(job)
+                job.add_done_callback(self._job_done)
+                waiting.update((key, self._inflight[key]) for key in mine)
+            values = await asyncio.gather(*(asyncio.shield(future) for future in waiting.values()))
+        found.update(zip(waiting, values))
+        return found
+
+    def _claim(self, keys: Sequence[str]) -> tuple[list[str], dict[str, asyncio.Future[Scores]]]:
+        """Split missed keys into those this call computes and those already in flight."""
         mine: list[str] = []
         waiting: dict[str, asyncio.Future[Scores]] = {}
         loop = asyncio.get_running_loop()
@@ -325,28 +363,42 @@ class PredictionCache:
             metrics.CACHE_COALESCED.inc(len(waiting))
         return mine, waiting
 
-    def settle(self, results: dict[str, Scores], error: BaseException | None = None, keys: Sequence[str] = ()) -> None:
-        """Publish computed scores to waiters and write them back in the background."""
-        for key in keys or results:
-            future = self._inflight.pop(key, None)
-            if future is None or future.done():
-                continue
-            if error is not None:
-                future.set_exception(error)
-                future.exception()  # mark retrieved: nobody may be waiting on it
-            else:
-                future.set_result(results[key])
-        if error is None and results:
-            task = asyncio.get_running_loop().create_task(
-                self.backend.set_many({k: encode_scores(v) for k, v in results.items()}, self.ttl_s)
-            )
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+    def _abandon(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._inflight.pop(key).cancel()
+
+    async def _compute(self, keys: list[str], compute: Callable[[list[str]], Awaitable[Sequence[Scores]]], permit: Permit) -> None:
+        try:
+            with permit:  # the texts leave the queue bound when the model has answered
+                rows = await compute(keys)
+        except BaseException as exc:
+            for key in keys:
+                future = self._inflight.pop(key)
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+                    future.exception()  # retrieved: every waiter, if any, gets it from the future
+            raise
+        results = dict(zip(keys, rows))
+        for key in keys:
+            self._inflight[key].set_result(results[key])
+        try:
+            await self.backend.set_many({k: encode_scores(v) for k, v in results.items()}, self.ttl_s)
+        finally:
+            for key in keys:
+                self._inflight.pop(key, None)
+
+    def _job_done(self, job: asyncio.Future[None]) -> None:
+        """Its waiters read the outcome from the futures; read it here too, or asyncio complains."""
+        self._jobs.discard(job)
+        if not job.cancelled():
+            job.exception()
 
     async def flush(self) -> None:
-        """Wait for pending write-backs."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        """Wait for computations and write-backs in flight."""
+        if self._jobs:
+            await asyncio.gather(*list(self._jobs), return_exceptions=True)
 
     async def close(self) -> None:
         await self.flush()

@@ -19,7 +19,6 @@ import json
 import time
 from typing import Any
 
-from . import metrics
 from .admission import TextAdmission
 
 
@@ -52,6 +51,7 @@ class RequestLimitsMiddleware:
         self.admission = admission
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self.retry_after_s = retry_after_s
         self.retry_after = str(retry_after_s).encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
@@ -59,9 +59,8 @@ class RequestLimitsMiddleware:
             await self.app(scope, receive, send)
             return
         if self.admission.full and scope["path"] in self.shed_paths:
-            metrics.SHED_REQUESTS.inc()
-            await _send_error(send, 503, "overloaded: too many texts waiting for the model, retry later",
-                              [(b"retry-after", self.retry_after)])
+            status, body, headers = self.admission.overloaded_response(self.retry_after_s)
+            await _send_error(send, status, body["error"], [(k.lower().encode(), v.encode()) for k, v in headers.items()])
             return
         headers = dict(scope.get("headers") or [])
         media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()

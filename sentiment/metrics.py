@@ -6,6 +6,10 @@ series recorded in the model service show up on the public `/metrics` too.
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
+
 from prometheus_client import Counter, Gauge, Histogram
 
 _SIZE_BUCKETS = (64, 256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216)
@@ -113,3 +117,13 @@ STARTUP_SECONDS = Gauge(
     ["service", "stage"],
     multiprocess_mode="livemax",
 )
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Times one named stage of the request path into STAGE_SECONDS."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE_SECONDS.labels(stage=name).observe(time.perf_counter() - start)

@@ -10,6 +10,7 @@ import redis as redis_py
 from prometheus_client import generate_latest
 
 from sentiment import cache as cache_module
+from sentiment.admission import Overloaded, TextAdmission
 from sentiment.cache import (
     CircuitBreaker,
     CircuitOpen,
@@ -126,33 +127,138 @@ def test_circuit_breaker_opens_and_half_opens(clock: FakeClock) -> None:
     assert not breaker.is_open
 
 
-def test_coalescing_computes_each_key_once() -> None:
+class Model:
+    """A stand-in for the model service: computes on demand, when the test releases it."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.release = asyncio.Event()
+        self.error: BaseException | None = None
+
+    async def __call__(self, keys: list[str]) -> list[list[float]]:
+        self.calls.append(list(keys))
+        await self.release.wait()
+        if self.error is not None:
+            raise self.error
+        return [[0.25, 0.75] if k.startswith("pos") else [0.75, 0.25] for k in keys]
+
+
+class GatedBackend(MemoryBackend):
+    """A backend whose writes land only when the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__(100)
+        self.gate = asyncio.Event()
+
+    async def set_many(self, items: dict[str, bytes], ttl_s: int) -> None:
+        await self.gate.wait()
+        await super().set_many(items, ttl_s)
+
+
+def coalesced() -> float:
+    return metric_sum(parse_metrics(generate_latest().decode()), "sentiment_cache_coalesced_texts_total")
+
+
+async def until(predicate) -> None:  # noqa: ANN001
+    """Let the event loop run until `predicate` holds (state, not time)."""
+    for _ in range(10_000):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+def test_concurrent_requests_compute_each_text_once_and_admit_only_what_they_send() -> None:
     async def scenario() -> None:
-        cache = PredictionCache(MemoryBackend(10), n_labels=2, ttl_s=60)
-        mine1, waiting1 = cache.claim(["k1", "k2", "k1"])
-        mine2, waiting2 = cache.claim(["k2", "k3"])
-        assert mine1 == ["k1", "k2"] and not waiting1
-        assert mine2 == ["k3"] and list(waiting2) == ["k2"]
-        cache.settle({"k1": [0.1, 0.9], "k2": [0.8, 0.2]})
-        assert await waiting2["k2"] == [0.8, 0.2]
-        cache.settle({"k3": [0.5, 0.5]})
-        await cache.flush()  # waits for the write-back
-        assert await cache.lookup(["k1", "k2", "k3", "k4"]) == {
-            "k1": [0.1, 0.9], "k2": [0.8, 0.2], "k3": [0.5, 0.5],
-        }
+        cache, model, admission = PredictionCache(MemoryBackend(10), n_labels=2, ttl_s=60), Model(), TextAdmission(100)
+        first = asyncio.ensure_future(cache.get_or_compute(["pos-a", "neg-b", "pos-a"], model, admission.acquire))
+        await until(lambda: model.calls)
+        second = asyncio.ensure_future(cache.get_or_compute(["neg-b", "pos-c"], model, admission.acquire))
+        await until(lambda: len(model.calls) == 2)
+        assert model.calls == [["pos-a", "neg-b"], ["pos-c"]]  # neg-b is in flight: the second call waits for it
+        assert admission.queued == 3  # a text in flight counts once against the bound
+        model.release.set()
+        assert await first == {"pos-a": [0.25, 0.75], "neg-b": [0.75, 0.25]}
+        assert await second == {"neg-b": [0.75, 0.25], "pos-c": [0.25, 0.75]}
+        assert admission.queued == 0
+        await cache.flush()
+        assert await cache.get_or_compute(["pos-a", "pos-c"], model, admission.acquire) == {"pos-a": [0.25, 0.75], "pos-c": [0.25, 0.75]}
+        assert len(model.calls) == 2  # from the cache now
 
     run(scenario())
 
 
-def test_failed_computation_reaches_waiters_and_frees_keys() -> None:
+def test_a_text_stays_in_flight_until_its_write_back_lands() -> None:
+    """A request arriving after the model answered but before the cache holds the value waits for it."""
     async def scenario() -> None:
-        cache = PredictionCache(MemoryBackend(10), n_labels=2, ttl_s=60)
-        mine, _ = cache.claim(["k"])
-        _, waiting = cache.claim(["k"])
-        cache.settle({}, error=RuntimeError("model down"), keys=mine)
-        with pytest.raises(RuntimeError):
-            await waiting["k"]
-        assert cache.claim(["k"])[0] == ["k"]  # a later request computes it again
+        backend, model, admission = GatedBackend(), Model(), TextAdmission(100)
+        cache = PredictionCache(backend, n_labels=2, ttl_s=60)
+        model.release.set()
+        assert await cache.get_or_compute(["pos-a"], model, admission.acquire) == {"pos-a": [0.25, 0.75]}
+        assert len(backend) == 0  # the write-back has not landed
+        assert await cache.get_or_compute(["pos-a"], model, admission.acquire) == {"pos-a": [0.25, 0.75]}
+        assert len(model.calls) == 1  # not computed again
+        backend.gate.set()
+        await cache.flush()
+        assert len(backend) == 1 and not cache._inflight
+
+    run(scenario())
+
+
+def test_a_caller_that_goes_away_does_not_fail_the_others_waiting_for_its_texts() -> None:
+    async def scenario() -> None:
+        cache, model, admission = PredictionCache(MemoryBackend(10), n_labels=2, ttl_s=60), Model(), TextAdmission(100)
+        leaving = asyncio.ensure_future(cache.get_or_compute(["pos-a"], model, admission.acquire))
+        await until(lambda: model.calls)
+        before = coalesced()
+        staying = asyncio.ensure_future(cache.get_or_compute(["pos-a"], model, admission.acquire))
+        await until(lambda: coalesced() > before)  # staying waits for the text leaving started
+        leaving.cancel()  # its client went away, or its timeout fired
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        model.release.set()
+        assert await staying == {"pos-a": [0.25, 0.75]}
+        assert model.calls == [["pos-a"]] and admission.queued == 0
+
+    run(scenario())
+
+
+def test_a_failed_computation_reaches_its_waiters_and_a_later_request_computes_again() -> None:
+    async def scenario() -> None:
+        cache, model, admission = PredictionCache(MemoryBackend(10), n_labels=2, ttl_s=60), Model(), TextAdmission(100)
+        model.error = RuntimeError("model down")
+        first = asyncio.ensure_future(cache.get_or_compute(["pos-a"], model, admission.acquire))
+        await until(lambda: model.calls)
+        before = coalesced()
+        second = asyncio.ensure_future(cache.get_or_compute(["pos-a"], model, admission.acquire))
+        await until(lambda: coalesced() > before)
+        model.release.set()
+        for call in (first, second):
+            with pytest.raises(RuntimeError, match="model down"):
+                await call
+        assert admission.queued == 0 and not cache._inflight
+        model.error = None
+        assert await cache.get_or_compute(["pos-a"], model, admission.acquire) == {"pos-a": [0.25, 0.75]}
+
+    run(scenario())
+
+
+def test_an_overloaded_request_leaves_nothing_claimed() -> None:
+    async def scenario() -> None:
+        cache, model, admission = PredictionCache(MemoryBackend(10), n_labels=2, ttl_s=60), Model(), TextAdmission(2)
+        busy = asyncio.ensure_future(cache.get_or_compute(["pos-a", "pos-b"], model, admission.acquire))
+        await until(lambda: model.calls)
+        with pytest.raises(Overloaded):
+            await cache.get_or_compute(["pos-c"], model, admission.acquire)
+        # a request for texts already in flight needs no queue space: it is not refused
+        before = coalesced()
+        waiting = asyncio.ensure_future(cache.get_or_compute(["pos-a"], model, admission.acquire))
+        await until(lambda: coalesced() > before)
+        model.release.set()
+        await busy
+        assert await waiting == {"pos-a": [0.25, 0.75]}
+        assert "pos-c" not in cache._inflight
+        assert await cache.get_or_compute(["pos-c"], model, admission.acquire) == {"pos-c": [0.25, 0.75]}
 
     run(scenario())
 

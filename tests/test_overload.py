@@ -121,37 +121,84 @@ def test_sigterm_drains_in_flight_requests(bentoml_home, tmp_path) -> None:  # n
         server.stop()
 
 
-def test_a_request_that_times_out_does_not_fail_another_waiting_for_the_same_text(bentoml_home, tmp_path) -> None:  # noqa: ANN001
-    """A starts computing text X and hits its timeout; B, waiting for the same X, still gets it.
+@pytest.mark.parametrize("leaves_by", ["its timeout", "client disconnect"])
+def test_a_request_that_goes_away_does_not_fail_another_waiting_for_the_same_text(bentoml_home, tmp_path, leaves_by) -> None:  # noqa: ANN001
+    """A starts computing text X and goes away (its timeout fires, or its client hangs up);
+    B, waiting for the same X, still gets it.
 
-    The model worker is paused so that A's computation is still in flight when A's
-    timeout fires; B arrives later, so its own timeout is further away.
+    The model worker is paused so that A's computation is still in flight when A goes
+    away; B arrives later, so its own timeout is further away.
     """
     from concurrent.futures import ThreadPoolExecutor
-
-    from tests.helpers import metric_sum, wait_until
 
     server = start_server(bentoml_home, tmp_path, env={"REQUEST_TIMEOUT_S": "4", "CACHE_MAX_ENTRIES": "0"})
     text = "a text that two requests want at once"
     queued = lambda: metric_sum(server.metrics(), "sentiment_queued_texts")  # noqa: E731
+    coalesced = lambda: metric_sum(server.metrics(), "sentiment_cache_coalesced_texts_total")  # noqa: E731
     model_pid = server.worker_pid("sentiment_model")
+    # A's client gives up after 1.5 s (hanging up) or waits past the service's 4 s timeout
+    a_timeout = 1.5 if leaves_by == "client disconnect" else 60
+
+    def request_a() -> int | str:
+        try:
+            return httpx.post(f"{server.url}/predict", json={"text": [text]}, timeout=a_timeout).status_code
+        except httpx.TimeoutException:
+            return "hung up"
+
     try:
         os.kill(model_pid, signal.SIGSTOP)
         with ThreadPoolExecutor(2) as pool:
             started = time.monotonic()
-            first = pool.submit(httpx.post, f"{server.url}/predict", json={"text": [text]}, timeout=60)
+            first = pool.submit(request_a)
             wait_until(lambda: queued() == 1, 10, "A's text in flight")
             wait_until(lambda: time.monotonic() - started > 2, 5, "a gap between A and B")  # B's deadline is 2 s after A's
             second = pool.submit(httpx.post, f"{server.url}/predict", json={"text": [text]}, timeout=60)
-            wait_until(lambda: queued() == 2, 10, "B waiting for the same text")
+            wait_until(lambda: coalesced() == 1, 10, "B waiting for the same text")
+            assert queued() == 1  # B sends nothing itself: the text counts once against the bound
             a = first.result()
             os.kill(model_pid, signal.SIGCONT)
             b = second.result()
-        assert a.status_code != 200  # A's own timeout
+        if leaves_by == "client disconnect":
+            assert a == "hung up"
+        else:
+            assert isinstance(a, int) and a != 200, a  # A's own timeout answered it
         assert b.status_code == 200, b.text
         again = httpx.post(f"{server.url}/predict", json={"text": [text]}, timeout=60)
         assert b.json() == again.json()  # the right scores
         assert metric_sum(server.metrics(), "sentiment_model_texts_total") == 1 + 1  # computed once, then again (no cache)
+    finally:
+        os.kill(model_pid, signal.SIGCONT)
+        server.stop()
+
+
+def test_texts_in_flight_count_once_against_the_queue_bound(bentoml_home, tmp_path) -> None:  # noqa: ANN001
+    """Bound 8: A sends 4 texts, B the same 4, C 4 new ones, all while the model is paused.
+    Counting B's texts again (as before) would have filled the queue and shed C."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = start_server(bentoml_home, tmp_path, env={"MAX_QUEUED_TEXTS": "8", "CACHE_MAX_ENTRIES": "0"})
+    queued = lambda: metric_sum(server.metrics(), "sentiment_queued_texts")  # noqa: E731
+    coalesced = lambda: metric_sum(server.metrics(), "sentiment_cache_coalesced_texts_total")  # noqa: E731
+    shared = [f"shared text {i}" for i in range(4)]
+    model_pid = server.worker_pid("sentiment_model")
+    post = lambda texts: httpx.post(f"{server.url}/predict", json={"text": texts}, timeout=60)  # noqa: E731
+    try:
+        os.kill(model_pid, signal.SIGSTOP)
+        with ThreadPoolExecutor(3) as pool:
+            a = pool.submit(post, shared)
+            wait_until(lambda: queued() == 4, 10, "A's 4 texts in flight")
+            b = pool.submit(post, list(reversed(shared)))
+            wait_until(lambda: coalesced() == 4, 10, "B waiting for A's texts")
+            assert queued() == 4
+            c = pool.submit(post, [f"new text {i}" for i in range(4)])
+            wait_until(lambda: queued() == 8, 10, "C's texts admitted")
+            os.kill(model_pid, signal.SIGCONT)
+            responses = [a.result(), b.result(), c.result()]
+        assert [r.status_code for r in responses] == [200, 200, 200]
+        assert responses[1].json()["predictions"] == list(reversed(responses[0].json()["predictions"]))
+        assert metric_sum(server.metrics(), "sentiment_shed_requests_total") == 0
+        assert metric_sum(server.metrics(), "sentiment_model_texts_total") == 8
+        wait_until(lambda: queued() == 0, 10, "the queue to drain")
     finally:
         os.kill(model_pid, signal.SIGCONT)
         server.stop()
