@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tests.helpers import metric_sum  # noqa: E402
+from harness.prometheus import metric_sum  # noqa: E402
 
 Samples = list[tuple[float, dict[str, float]]]
 

@@ -37,7 +37,8 @@ from pathlib import Path
 import httpx
 
 from benchmark.report import write_report
-from tests.helpers import RedisServer, free_port, parse_metrics, start_server
+from harness.processes import RedisServer, free_port, start_server
+from harness.prometheus import parse_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

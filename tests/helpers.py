@@ -1,200 +1,25 @@
-"""Helpers for tests that run real processes: `bentoml serve`, `redis-server`, a tiny model."""
+"""Test helpers: the shared process harness (harness/), tiny models and rendered overlays."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from harness.processes import ROOT, RedisServer, ServerProcess, free_port, start_server, stop_process_group, wait_until
+from harness.prometheus import metric_sum, parse_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-
-@dataclass
-class ServerProcess:
-    """A running `bentoml serve service:Sentiment` on 127.0.0.1."""
-
-    proc: subprocess.Popen
-    url: str
-    log_path: Path
-    env: dict[str, str] = field(repr=False, default_factory=dict)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def metrics(self) -> dict[str, float]:
-        """Prometheus samples as {'name{label="v",...}': value}, labels sorted."""
-        text = httpx.get(f"{self.url}/metrics", timeout=10).text
-        return parse_metrics(text)
-
-    def stop(self) -> None:
-        stop_process_group(self.proc)
-
-    def worker_pid(self, service_name: str) -> int:
-        """PID of the worker process serving `service_name` (e.g. 'sentiment_model')."""
-        import psutil
-
-        for child in psutil.Process(self.proc.pid).children(recursive=True):
-            args = child.cmdline()
-            if "--service-name" in args and args[args.index("--service-name") + 1] == service_name:
-                return child.pid
-        raise LookupError(f"no worker for {service_name}")
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str = "condition") -> None:
-    """Poll `predicate` until it is true; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            samples[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return samples
-
-
-def metric_sum(samples: dict[str, float], name: str, **labels: str) -> float:
-    """Sum of every sample of `name` whose labels include `labels`."""
-    total = 0.0
-    for key, value in samples.items():
-        base, _, rest = key.partition("{")
-        if base != name:
-            continue
-        if all(f'{k}="{v}"' in rest for k, v in labels.items()):
-            total += value
-    return total
-
-
-def start_server(
-    bentoml_home: Path,
-    log_dir: Path,
-    env: dict[str, str] | None = None,
-    ready_timeout: float = 180.0,
-    service: str = "service:Sentiment",
-) -> ServerProcess:
-    port = free_port()
-    log_path = log_dir / f"serve-{port}.log"
-    full_env = {
-        **os.environ,
-        "BENTOML_HOME": str(bentoml_home),
-        "HF_HUB_OFFLINE": "1",
-        "BENTOML_DO_NOT_TRACK": "true",
-        **(env or {}),
-    }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path, full_env)
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with {proc.returncode}:\n{server.log()[-4000:]}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError(f"bentoml serve not ready in {ready_timeout}s:\n{server.log()[-4000:]}")
-
-
-@dataclass
-class RedisServer:
-    """A throw-away `redis-server` on a free loopback port, no persistence."""
-
-    port: int
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (scripts/test.sh installs it)")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
+__all__ = [
+    "ROOT", "RedisServer", "ServerProcess", "build_tiny_model", "free_port", "metric_sum", "parse_metrics",
+    "render_overlay", "start_server", "stop_process_group", "wait_until",
+]
 
 
 def build_tiny_model(path: Path) -> Path:
-    """A small random DistilBERT classifier with a WordPiece vocabulary, saved with save_pretrained."""
-    import torch
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
+    """A small random DistilBERT sentiment classifier (NEGATIVE, POSITIVE), saved with save_pretrained."""
+    from tests import tiny_models
 
-    words = (
-        "i you love hate like good bad great awful movie film it is was not very the a and this that "
-        "count to kubernetes cluster am happy sad boring fun best worst ever story acting"
-    ).split()
-    chars = list("abcdefghijklmnopqrstuvwxyz0123456789!?.,'-")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *words, *[f"##{c}" for c in chars]]
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    tokenizer = DistilBertTokenizerFast(vocab=str(path / "vocab.txt"), do_lower_case=True, model_max_length=512)
-    torch.manual_seed(0)
-    config = DistilBertConfig(
-        vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=512,
-        id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1},
-    )
-    model = DistilBertForSequenceClassification(config).eval()
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return tiny_models.distilbert(path, ["NEGATIVE", "POSITIVE"])
 
 
 def render_overlay(overlay: str, api_key: str = "throw-away-test-key") -> str:

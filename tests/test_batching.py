@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from harness.clients import closed_loop
 from tests.helpers import metric_sum, start_server, wait_until
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
@@ -27,28 +28,14 @@ def uncached_server(bentoml_home, tmp_path_factory):  # noqa: ANN001, ANN201
     proc.stop()
 
 
-async def _concurrent_clients(
-    url: str, users: int, requests_per_user: int, max_seconds: float = 120.0
-) -> list[tuple[list[str], httpx.Response]]:
-    results: list[tuple[list[str], httpx.Response]] = []
-    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
-    deadline = time.monotonic() + max_seconds
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        async def user(u: int) -> None:
-            for i in range(requests_per_user):
-                if time.monotonic() > deadline:
-                    break
-                texts = [f"user {u} finds request {i} rather good", f"user {u} thinks {i} is bad"]
-                results.append((texts, await client.post(f"{url}/predict", json={"text": texts})))
-
-        await asyncio.gather(*(user(u) for u in range(users)))
-    return results
+def _two_texts(u: int, i: int) -> list[str]:
+    return [f"user {u} finds request {i} rather good", f"user {u} thinks {i} is bad"]
 
 
 def test_concurrent_clients_share_batches_without_errors_and_scores_match(uncached_server) -> None:  # noqa: ANN001
     before = uncached_server.metrics()
-    results = asyncio.run(_concurrent_clients(uncached_server.url, USERS, REQUESTS_PER_USER))
-    statuses = [r.status_code for _, r in results]
+    results = asyncio.run(closed_loop(uncached_server.url, USERS, _two_texts, requests_per_user=REQUESTS_PER_USER))
+    statuses = [e.response.status_code for e in results]
     assert statuses.count(200) == len(statuses) == USERS * REQUESTS_PER_USER, {s: statuses.count(s) for s in set(statuses)}
 
     after = uncached_server.metrics()
@@ -67,9 +54,9 @@ def test_concurrent_clients_share_batches_without_errors_and_scores_match(uncach
     # Scores computed inside shared batches equal scores computed alone.
     sample = results[:: max(1, len(results) // 12)]
     worst = 0.0
-    for texts_sent, response in sample:
-        batched = response.json()["predictions"]
-        for text, row in zip(texts_sent, batched):
+    for exchange in sample:
+        batched = exchange.response.json()["predictions"]
+        for text, row in zip(exchange.texts, batched):
             alone = httpx.post(f"{uncached_server.url}/predict", json={"text": [text]}, timeout=60).json()["predictions"][0]
             worst = max(worst, *(abs(a["score"] - b["score"]) for a, b in zip(row, alone)))
     assert worst <= 1e-4
@@ -118,8 +105,8 @@ def test_single_client_is_not_slowed_down_after_a_burst(uncached_server) -> None
     """BentoML's batcher kept waiting after a burst (4 req/s instead of 26); the batch policy prevents it."""
     before = _single_client_rate(uncached_server.url, 30, "before")
     # long enough for BentoML's batch optimizer to refresh (at most every 5 s) on burst data
-    results = asyncio.run(_concurrent_clients(uncached_server.url, 64, 1000, max_seconds=12))
-    assert results and all(r.status_code == 200 for _, r in results)
+    results = asyncio.run(closed_loop(uncached_server.url, 64, _two_texts, requests_per_user=1000, max_seconds=12))
+    assert results and all(e.response.status_code == 200 for e in results)
     after = _single_client_rate(uncached_server.url, 30, "after")
     print(f"\nsingle client: {before:.1f} req/s before a 64-client burst, {after:.1f} req/s after (ratio {after / before:.2f})")
     assert after >= 0.5 * before

@@ -12,6 +12,7 @@ import httpx
 import psutil
 import pytest
 
+from harness.clients import Exchange, closed_loop
 from tests.helpers import metric_sum, start_server, wait_until
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
@@ -40,24 +41,16 @@ def single_client_latency(url: str, n: int, tag: str) -> float:
     return statistics.median(times)
 
 
-async def flood(url: str, clients: int, seconds: float) -> list[tuple[int, float, str | None]]:
+def flood(url: str, clients: int, seconds: float) -> list[tuple[int, float, str | None]]:
     """Closed-loop clients sending 16 new texts per request, for a fixed time."""
-    results: list[tuple[int, float, str | None]] = []
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        async def user(u: int) -> None:
-            i = 0
-            while time.monotonic() < deadline:
-                start = time.perf_counter()
-                r = await client.post(f"{url}/predict", json={"text": [f"flood {u} {i} {j}" for j in range(16)]})
-                results.append((r.status_code, time.perf_counter() - start, r.headers.get("retry-after")))
-                i += 1
-                if r.status_code == 503:
-                    await asyncio.sleep(0.05)  # a client that does not honour Retry-After
 
-        await asyncio.gather(*(user(u) for u in range(clients)))
-    return results
+    async def impatient(_: object, exchange: Exchange) -> None:
+        if exchange.response.status_code == 503:
+            await asyncio.sleep(0.05)  # a client that does not honour Retry-After
+
+    exchanges = asyncio.run(closed_loop(url, clients, lambda u, i: [f"flood {u} {i} {j}" for j in range(16)],
+                                        max_seconds=seconds, after_each=impatient, timeout=60))
+    return [(e.response.status_code, e.seconds, e.response.headers.get("retry-after")) for e in exchanges]
 
 
 def test_overload_is_shed_fast_and_service_recovers(bounded_server) -> None:  # noqa: ANN001
@@ -67,7 +60,7 @@ def test_overload_is_shed_fast_and_service_recovers(bounded_server) -> None:  # 
     url = bounded_server.url
     baseline = single_client_latency(url, 20, "before")
     before = bounded_server.metrics()
-    results = asyncio.run(flood(url, clients=64, seconds=10))
+    results = flood(url, clients=64, seconds=10)
     statuses = {s for s, _, _ in results}
     accepted = sorted(t for s, t, _ in results if s == 200)
     shed = sorted(t for s, t, _ in results if s == 503)

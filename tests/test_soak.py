@@ -9,15 +9,14 @@ must stay within 5%. Run it longer with e.g.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import time
 
 import httpx
 import psutil
 import pytest
 
+from harness.clients import BackgroundClients, Exchange
 from tests.helpers import start_server
 
 pytestmark = pytest.mark.load  # tier: load scripts and soak runs (pytest.ini)
@@ -35,34 +34,24 @@ def test_memory_is_flat_under_steady_load(bentoml_home, tmp_path) -> None:  # no
     server = start_server(bentoml_home, tmp_path, env={"CACHE_MAX_ENTRIES": "500"})
     root = psutil.Process(server.proc.pid)
     samples: list[tuple[float, int]] = []
-    statuses: dict[int, int] = {}
-    stop = threading.Event()
 
-    async def traffic() -> None:
-        async with httpx.AsyncClient(timeout=60) as client:
-            async def user(u: int) -> None:
-                i = 0
-                while not stop.is_set():
-                    texts = ["I love you!", "I hate you!"] if i % 2 else [f"soak {u} {i} {j}" for j in range(4)]
-                    r = await client.post(f"{server.url}/predict", json={"text": texts})
-                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                    if i % 10 == 0:
-                        await client.get(f"{server.url}/metrics")
-                    i += 1
+    def texts(u: int, i: int) -> list[str]:
+        return ["I love you!", "I hate you!"] if i % 2 else [f"soak {u} {i} {j}" for j in range(4)]
 
-            await asyncio.gather(*(user(u) for u in range(6)))
+    async def scrape_now_and_then(client: httpx.AsyncClient, exchange: Exchange) -> None:
+        if exchange.index % 10 == 0:
+            await client.get(f"{server.url}/metrics")
 
-    runner = threading.Thread(target=lambda: asyncio.run(traffic()))
     start = time.monotonic()
-    runner.start()
     try:
-        while (elapsed := time.monotonic() - start) < WARM_UP_SECONDS + SOAK_SECONDS:
-            samples.append((elapsed, total_rss(root)))
-            time.sleep(2)
+        with BackgroundClients(server.url, 6, texts, after_each=scrape_now_and_then, timeout=60) as clients:
+            # sampling memory over time is what this test measures: it paces itself, it does not wait for state
+            while (elapsed := time.monotonic() - start) < WARM_UP_SECONDS + SOAK_SECONDS:
+                samples.append((elapsed, total_rss(root)))
+                time.sleep(2)
     finally:
-        stop.set()
-        runner.join(timeout=60)
         server.stop()
+    statuses = clients.statuses()
 
     steady = [rss for t, rss in samples if t >= WARM_UP_SECONDS]
     drift = (max(steady) - min(steady)) / min(steady)
