@@ -50,6 +50,8 @@ ADMISSION = TextAdmission(settings.max_queued_texts)
 # The model service is an internal dependency: these settings stop BentoML from
 # recycling the public service's connection to it every 100 calls while calls
 # are still in flight (which failed ~17% of requests at 32 concurrent users).
+# Upstream: bentoml/BentoML#5544 and #5540 ("Session is closed" from proxy2's
+# session recycling, since 1.4.30).
 _NEVER_RECYCLE = {"max_requests": 2**31 - 1, "max_age": 10.0**9}
 
 

@@ -14,7 +14,8 @@ the previous batch runs. The policy here caps the learned wait at
 BentoML (pinned in requirements.txt) exposes no setting for this, so the
 dispatcher's optimizer class is replaced before the service app creates its
 dispatchers (no upstream issue asks for a setting; the behaviour is BentoML's
-`Optimizer.trigger_refresh` in `bentoml/_internal/marshal/dispatcher.py`).
+`Optimizer.trigger_refresh` in `bentoml/_internal/marshal/dispatcher.py`, and the
+closest upstream discussion of the learned wait is bentoml/BentoML#3664).
 `verify_batch_policy()` is the tripwire: the model service runs it at start-up and
 refuses to start if an upgrade made the patch ineffective; `tests/test_batching.py`
 checks it and the behaviour end to end.
