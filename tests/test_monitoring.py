@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ROOT, RedisServer, free_port, start_server
+from tests.helpers import ROOT, RedisServer, free_port, start_server, wait_until
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
@@ -81,16 +81,14 @@ def drive_traffic(url: str, seconds: float) -> None:
 
 def test_every_dashboard_query_returns_data(scraped_service) -> None:  # noqa: ANN001
     server, prometheus = scraped_service
-    deadline = time.monotonic() + 60
-    while True:  # Prometheus up and scraping the service
+    def scraping() -> bool:
         try:
             targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
-            if targets and targets[0]["health"] == "up":
-                break
         except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "prometheus never scraped the service"
-        time.sleep(0.5)
+            return False
+        return bool(targets) and targets[0]["health"] == "up"
+
+    wait_until(scraping, timeout=60, what="Prometheus up and scraping the service")
 
     traffic = threading.Thread(target=drive_traffic, args=(server.url, 20))
     traffic.start()

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from harness.clients import Exchange, closed_loop
-from tests.helpers import metric_sum, start_server, wait_until
+from tests.helpers import metric_sum, parse_metrics, start_server, wait_until
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
@@ -92,12 +92,15 @@ def test_sigterm_drains_in_flight_requests(bentoml_home, tmp_path) -> None:  # n
                 texts = [f"request {i} text {j} " * 30 for j in range(32)]
                 return (await client.post(f"{server.url}/predict", json={"text": texts})).status_code
 
+            async def all_sent_to_the_model() -> None:  # every request admitted and on its way
+                while metric_sum(parse_metrics((await client.get(f"{server.url}/metrics")).text), "sentiment_model_texts_total") < 8 * 32:
+                    await asyncio.sleep(0.05)  # polling interval
+
             in_flight = [asyncio.create_task(slow_request(i)) for i in range(8)]
-            await asyncio.sleep(1.0)
+            await asyncio.wait_for(all_sent_to_the_model(), timeout=60)
             os.kill(server.proc.pid, signal.SIGTERM)  # what Kubernetes sends on a rolling update
             statuses = await asyncio.gather(*in_flight)
-            await asyncio.sleep(1.0)
-            try:
+            try:  # the listener closed at SIGTERM: new work is refused while the others finish
                 await client.post(f"{server.url}/predict", json={"text": ["new work"]})
                 after = "accepted"
             except httpx.TransportError:
