@@ -243,6 +243,7 @@ class Sentiment:
             pairs = sorted(pairs, key=lambda pair: pair[1], reverse=True)[:top_k]
         return [LabelScore(label=label, score=score) for label, score in pairs]
 
+
 # Every API route of the public service (protected by API keys, limited, measured).
 API_ROUTES = routes.check_api_routes(method.route for method in Sentiment.apis.values())
 

@@ -64,11 +64,9 @@ def _guard_on(examples: Sequence[Example], source: str):  # noqa: ANN202
 
 def _require_classifier(model_dir: str) -> None:
     """eval and the guard compare predicted classes: a regression model has none."""
-    from transformers import AutoConfig
-
     from sentiment.scoring import Scoring
 
-    scoring = Scoring.from_config(AutoConfig.from_pretrained(model_dir))
+    scoring = Scoring.from_model_dir(model_dir)
     if not scoring.is_classifier:
         raise DataError(
             f"eval and the accuracy guard need a classification model; {model_dir} is a regression model "

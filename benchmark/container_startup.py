@@ -6,8 +6,8 @@ the start-up stages each service logged (sentiment/startup.py).
     python -m benchmark.container_startup --build-full-size   # builds both variants with
                                                               # the full-size model first
 
-Prints one JSON document; `--out F` writes it to F too. Hosts where podman's default
-runtime fails: export CONTAINERS_CONF=scripts/containers.conf.
+Prints one JSON document; `--out F` writes it to F too. podman runs with
+scripts/containers.conf unless CONTAINERS_CONF names another (harness/podman.py).
 """
 
 from __future__ import annotations
@@ -26,22 +26,10 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness.podman import podman
+from harness.processes import ROOT, free_port
+
 STAGE_LINE = re.compile(r"start-up of (\w+): (.*?); ready ([\d.]+) s after the process started")
-
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ}
-    env.setdefault("CONTAINERS_CONF", str(ROOT / "scripts" / "containers.conf"))
-    return subprocess.run(["podman", *args], env=env, capture_output=True, text=True, check=check, timeout=600)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def image_sizes(image: str) -> dict[str, float]:

@@ -75,13 +75,9 @@ class BackgroundClients:
         self._count = 0
         self._lock = threading.Lock()
         self.exchanges: list[Exchange] = []
-        self._thread = threading.Thread(
-            target=lambda: self.exchanges.extend(
-                asyncio.run(closed_loop(url, users, texts_for, stop=self._stop, on_exchange=self._counted,
-                                        max_seconds=options.pop("max_seconds", 3600.0), **options))  # type: ignore[arg-type]
-            ),
-            daemon=True,
-        )
+        options.setdefault("max_seconds", 3600.0)  # until stopped
+        run = closed_loop(url, users, texts_for, stop=self._stop, on_exchange=self._counted, **options)  # type: ignore[arg-type]
+        self._thread = threading.Thread(target=lambda: self.exchanges.extend(asyncio.run(run)), daemon=True)
 
     def _counted(self, _: Exchange) -> None:
         with self._lock:

@@ -12,9 +12,9 @@ cached numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 Function = Literal["softmax", "sigmoid", "none"]
 
@@ -25,21 +25,14 @@ class Scoring:
     function: Function
 
     @classmethod
-    def from_config(cls, config: Any) -> Scoring:  # noqa: ANN401 - a transformers PretrainedConfig
-        return cls.from_fields(int(config.num_labels), config.id2label, getattr(config, "problem_type", None))
-
-    @classmethod
     def from_model_dir(cls, model_dir: str) -> Scoring:
         """From a stored model's config.json, without importing transformers."""
         from .tokenization import read_model_config
 
         config = read_model_config(model_dir)
-        return cls.from_fields(config["num_labels"], config["id2label"], config.get("problem_type"))
-
-    @classmethod
-    def from_fields(cls, num_labels: int, id2label: Mapping[int, str], problem_type: str | None) -> Scoring:
-        labels = tuple(str(id2label[i]) for i in range(num_labels))
-        if num_labels == 1 or problem_type == "regression":
+        labels = tuple(config["id2label"][i] for i in range(config["num_labels"]))
+        problem_type = config.get("problem_type")
+        if len(labels) == 1 or problem_type == "regression":
             return cls(labels, "none")
         if problem_type == "multi_label_classification":
             return cls(labels, "sigmoid")

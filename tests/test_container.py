@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import ssl
@@ -27,27 +26,13 @@ import httpx
 import pytest
 import yaml
 
+from harness.podman import podman, podman_env
 from tests.helpers import ROOT, free_port, metric_sum, parse_metrics, render_overlay
 
 pytestmark = pytest.mark.container  # tier: image builds, podman run and kube play (pytest.ini)
 
 IMAGE = "localhost/sentiment:test"
 TEXTS = ["I love you", "I hate you", "Count to 1234"]
-CONTAINERS_CONF = ROOT / "scripts" / "containers.conf"
-
-
-def podman_env() -> dict[str, str]:
-    # runc and explicit ulimits: crun cannot start containers on this host's cgroup setup
-    return {**os.environ, "CONTAINERS_CONF": os.environ.get("CONTAINERS_CONF", str(CONTAINERS_CONF))}
-
-
-def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert result.returncode == 0, f"podman {' '.join(args)}: {result.stderr[-3000:]}"
-    return result
-
-
 def report(request: pytest.FixtureRequest, line: str) -> None:
     """A figure for the run's output, past pytest's capture (CI logs show the stage's cost)."""
     capture = request.config.pluginmanager.getplugin("capturemanager")
