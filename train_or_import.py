@@ -22,9 +22,9 @@ import random
 import sys
 from collections.abc import Sequence
 
-from sentiment.data import DataError, Example, read_labelled
-from sentiment.engines import ENGINES, PRECISIONS, EngineUnavailable
-from sentiment.model_store import DEFAULT_NAME, DEFAULT_SOURCE, ModelSourceError, load_pretrained, save_to_store
+from sentiment.model.engines import ENGINES, PRECISIONS, EngineUnavailable
+from sentiment.store.data import DataError, Example, read_labelled
+from sentiment.store.model_store import DEFAULT_NAME, DEFAULT_SOURCE, ModelSourceError, load_pretrained, save_to_store
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -43,11 +43,9 @@ def _guard_on(examples: Sequence[Example], source: str):  # noqa: ANN202
     """An `evaluate` step for save_to_store: accuracy of torch fp32 plus the guard over every pair."""
 
     def evaluate(saved_dir: str) -> dict[str, object]:
-        from sentiment.engines import supported_pairs
-        from sentiment.inference import configure_torch_threads
-        from sentiment.precision_guard import measure
+        from sentiment.model.engines import supported_pairs
+        from sentiment.store.guard import measure
 
-        configure_torch_threads()
         _require_classifier(saved_dir)
         texts, labels = [e.sentence for e in examples], [e.label for e in examples]
         results = measure(saved_dir, texts, labels, supported_pairs(saved_dir), log=_log)
@@ -64,7 +62,7 @@ def _guard_on(examples: Sequence[Example], source: str):  # noqa: ANN202
 
 def _require_classifier(model_dir: str) -> None:
     """eval and the guard compare predicted classes: a regression model has none."""
-    from sentiment.scoring import Scoring
+    from sentiment.model.scoring import Scoring
 
     scoring = Scoring.from_model_dir(model_dir)
     if not scoring.is_classifier:
@@ -79,8 +77,8 @@ def _log(message: str) -> None:
 
 
 def _print_served(stored) -> None:  # noqa: ANN001
-    from sentiment.engines import supported_pairs
-    from sentiment.precision_guard import choose, pair_key
+    from sentiment.model.engines import supported_pairs
+    from sentiment.store.guard import choose, pair_key
 
     guard = stored.info.metadata.get("precision_guard")
     served = choose(guard, supported_pairs(stored.path))
@@ -91,11 +89,13 @@ def _print_served(stored) -> None:  # noqa: ANN001
 def accuracy(classifier, examples: Sequence[Example], batch_size: int = 64, desc: str = "eval") -> float:  # noqa: ANN001
     from tqdm import tqdm
 
+    from sentiment.model.scoring import predicted_class
+
     correct = 0
     for start in tqdm(range(0, len(examples), batch_size), desc=desc, unit="batch", file=sys.stderr):
         chunk = examples[start : start + batch_size]
-        rows = classifier.predict_proba([e.sentence for e in chunk])
-        correct += sum(int(max(range(len(r)), key=r.__getitem__) == e.label) for r, e in zip(rows, chunk))
+        rows = classifier.scores([e.sentence for e in chunk])
+        correct += sum(int(predicted_class(r) == e.label) for r, e in zip(rows, chunk))
     return correct / len(examples)
 
 
@@ -103,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
     from tqdm import tqdm
 
-    from sentiment.inference import configure_torch_threads
+    from sentiment.model.cpu import configure_torch_threads
 
     configure_torch_threads()
     train = read_labelled(args.train, limit=args.limit)
@@ -149,9 +149,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from sentiment.inference import Classifier, configure_torch_threads
+    from sentiment.model.inference import Classifier
 
-    configure_torch_threads()
     examples = read_labelled(args.data, limit=args.limit)
     stored = _stored(args.tag)
     _require_classifier(stored.path)
@@ -163,11 +162,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_guard(args: argparse.Namespace) -> None:
-    from sentiment.engines import supported_pairs
-    from sentiment.inference import configure_torch_threads
-    from sentiment.precision_guard import measure
+    from sentiment.model.engines import supported_pairs
+    from sentiment.store.guard import measure
 
-    configure_torch_threads()
     examples = read_labelled(args.data, limit=args.limit)
     stored = _stored(args.tag)
     _require_classifier(stored.path)
@@ -184,7 +181,7 @@ def cmd_guard(args: argparse.Namespace) -> None:
 
 
 def _print_guard(results: dict, n_texts: int, tag: str = "") -> None:  # noqa: ANN001
-    from sentiment.precision_guard import MAX_ACCURACY_DROP, MIN_AGREEMENT
+    from sentiment.store.guard import MAX_ACCURACY_DROP, MIN_AGREEMENT
 
     print(f"guard: agreement with torch fp32 >= {MIN_AGREEMENT:.1%}, accuracy drop <= {MAX_ACCURACY_DROP * 100:.1f} point; {n_texts} texts {tag}")
     print(f"{'engine/precision':<18}{'agreement':>10}{'accuracy':>10}{'max diff':>10}{'texts/s':>10}{'batch 1':>10}  verdict")

@@ -90,11 +90,12 @@ def stored(home: Path) -> tuple[str, dict]:
 
 def raw_throughput(model_dir: str, seconds: float) -> dict[str, dict[str, float]]:
     """Forward passes (token ids prepared beforehand) per engine/precision: a, b and c in sentences/s."""
-    from sentiment.data import read_labelled
-    from sentiment.engines import supported_pairs
-    from sentiment.inference import Classifier, configure_torch_threads
+    from sentiment.model.cpu import engine_threads
+    from sentiment.model.engines import supported_pairs
+    from sentiment.model.inference import Classifier
+    from sentiment.store.data import read_labelled
 
-    threads = configure_torch_threads()
+    threads = engine_threads()
     results: dict[str, dict[str, float]] = {}
     dev = [e.sentence for e in read_labelled(SST2_DEV)] if SST2_DEV.is_file() else sentences(872, seed=2)
     for engine, precision in supported_pairs(model_dir):
@@ -103,15 +104,15 @@ def raw_throughput(model_dir: str, seconds: float) -> dict[str, dict[str, float]
         by_length = sorted(classifier.token_ids(dev), key=len)
         row: dict[str, float] = {}
         for name, batch in (("a", 32), ("b", 1)):
-            classifier.logits_for_ids(sixteen[:batch])
+            classifier.logits(sixteen[:batch])
             done, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds:
-                classifier.logits_for_ids(sixteen[done % 32 : done % 32 + batch])
+                classifier.logits(sixteen[done % 32 : done % 32 + batch])
                 done += batch
             row[name] = done / (time.perf_counter() - start)
         start = time.perf_counter()
         for i in range(0, len(by_length), 32):
-            classifier.logits_for_ids(by_length[i : i + 32])
+            classifier.logits(by_length[i : i + 32])
         row["c"] = len(by_length) / (time.perf_counter() - start)
         results[f"{engine}/{precision}"] = row
         progress(f"raw {engine}/{precision}: a {row['a']:.1f}, b {row['b']:.1f}, c {row['c']:.1f} sentences/s")
@@ -191,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "latest")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentiment.engines import cpu_supports_bf16, supported_pairs
-    from sentiment.precision_guard import choose, pair_key
+    from sentiment.model.cpu import supports_bf16
+    from sentiment.model.engines import supported_pairs
+    from sentiment.store.guard import choose, pair_key
 
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="sentiment-bench-"))
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         served = tuple(args.serve.split("/"))  # type: ignore[assignment]
     results["served"] = pair_key(*served)
-    baseline = ("torch", "bf16" if cpu_supports_bf16() else "fp32")
+    baseline = ("torch", "bf16" if supports_bf16() else "fp32")
     results["baseline"] = pair_key(*baseline)
     progress(f"serving {results['served']} (auto's choice for the substitute model); baseline {results['baseline']}")
 

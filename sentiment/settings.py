@@ -7,10 +7,14 @@ same name in upper case (``MAX_TEXTS=512 bentoml serve``).
 from __future__ import annotations
 
 import functools
+import logging
+import warnings
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger("bentoml.sentiment.settings")  # under BentoML's log handlers
 
 
 class Settings(BaseSettings):
@@ -21,10 +25,13 @@ class Settings(BaseSettings):
     # torch | openvino (the graph runtime, on the export stored at import)
     # | auto (the fastest engine/precision pair that passed the accuracy guard)
     engine: Literal["torch", "openvino", "auto"] = "auto"
-    # fp32 | bf16 (needs AVX512-BF16/AMX) | int8 | auto (see sentiment/precision_guard.py)
+    # fp32 | bf16 (needs AVX512-BF16/AMX) | int8 | auto (see sentiment/store/guard.py)
     precision: Literal["fp32", "bf16", "int8", "auto"] = "auto"
-    # 0 = use the cores this process may really run on (affinity and cgroup quota)
-    torch_threads: int = Field(0, ge=0)
+    # threads of the model worker's engine (torch or OpenVINO);
+    # 0 = the cores this process may really run on (affinity and cgroup quota)
+    engine_threads: int = Field(0, ge=0)
+    # deprecated name of ENGINE_THREADS (it always set OpenVINO's threads too)
+    torch_threads: int | None = Field(None, ge=0)
     # niceness added to the model worker so request handling gets the CPU first
     model_nice: int = Field(5, ge=0, le=19)
 
@@ -66,6 +73,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     # a body not received within this time is refused with 408 (slow clients)
     body_timeout_s: float = Field(10.0, gt=0)
+
+
+    @model_validator(mode="after")
+    def _deprecated_torch_threads(self) -> Settings:
+        if self.torch_threads is not None:
+            message = "TORCH_THREADS is deprecated: use ENGINE_THREADS (the threads of whichever engine serves)"
+            warnings.warn(message, DeprecationWarning, stacklevel=2)
+            logger.warning(message)
+            if "engine_threads" not in self.model_fields_set:
+                object.__setattr__(self, "engine_threads", self.torch_threads)  # frozen: set once, while validating
+        return self
 
 
 @functools.lru_cache(maxsize=1)

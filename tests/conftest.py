@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServerProcess, build_tiny_model, free_port, start_server
+from harness.processes import start_server
+from tests.helpers import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -73,9 +74,6 @@ def server(bentoml_home: Path, tmp_path_factory: pytest.TempPathFactory):  # noq
     proc = start_server(bentoml_home, log_dir=tmp_path_factory.mktemp("serve-log"))
     yield proc
     proc.stop()
-
-
-__all__ = ["ServerProcess", "free_port"]
 
 
 TIERS = ("unit", "service", "container", "load")  # pytest.ini: markers

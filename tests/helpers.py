@@ -1,4 +1,4 @@
-"""Test helpers: the shared process harness (harness/), tiny models and rendered overlays."""
+"""Test-only helpers: the tiny model and rendered overlays (real processes and metrics come from harness/)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from harness.processes import ROOT, RedisServer, ServerProcess, free_port, start_server, stop_process_group, wait_until
-from harness.prometheus import metric_sum, parse_metrics
-
-__all__ = [
-    "ROOT", "RedisServer", "ServerProcess", "build_tiny_model", "free_port", "metric_sum", "parse_metrics",
-    "render_overlay", "start_server", "stop_process_group", "wait_until",
-]
+from harness.processes import ROOT
 
 
 def build_tiny_model(path: Path) -> Path:

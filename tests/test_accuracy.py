@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sentiment.data import read_labelled
+from sentiment.store.data import read_labelled
 from tests.test_train_or_import import cli
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 
-from sentiment.auth import ApiKeys
-from tests.helpers import metric_sum, start_server, wait_until
+from harness.processes import start_server, wait_until
+from harness.prometheus import metric_sum
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
 KEY, OTHER = "k-0123456789abcdef", "k-fedcba9876543210"
-
-
-def test_key_file_format_and_reload(tmp_path) -> None:  # noqa: ANN001
-    path = tmp_path / "keys"
-    path.write_text(f"# team keys\n\n  {KEY}  \n#{OTHER}\n")
-    keys = ApiKeys(path, check_every_s=0)
-    assert keys.valid(KEY.encode()) and not keys.valid(OTHER.encode()) and not keys.valid(b"")
-    path.write_text(f"{OTHER}\n")
-    os.utime(path, ns=(1, 1))  # a new mtime even within the filesystem's timestamp resolution
-    assert keys.valid(OTHER.encode()) and not keys.valid(KEY.encode())
-    path.unlink()  # unreadable later: the keys loaded before stay
-    assert keys.valid(OTHER.encode())
-    with pytest.raises(RuntimeError, match="cannot be read"):
-        ApiKeys(tmp_path / "absent")
 
 
 @pytest.fixture(scope="module")

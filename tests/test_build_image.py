@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from harness.processes import ROOT
 
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 

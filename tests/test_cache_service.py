@@ -15,7 +15,8 @@ import redis as redis_py
 
 from harness.clients import BackgroundClients
 from tests import tiny_models
-from tests.helpers import ROOT, RedisServer, free_port, metric_sum, start_server, wait_until
+from harness.processes import ROOT, RedisServer, free_port, start_server, wait_until
+from harness.prometheus import metric_sum
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
@@ -205,26 +206,30 @@ def test_embedded_cache_hits_and_stays_bounded(bentoml_home, tmp_path_factory) -
 
 
 def test_scores_of_one_engine_are_never_served_as_another_s(bentoml_home, redis_server, redis_service, tmp_path_factory) -> None:  # noqa: ANN001
-    """Same model, same Redis: what the default pair computed is a miss for ENGINE=torch PRECISION=int8."""
-    from tests.helpers import wait_until
+    """Same model, same Redis: what the default pair computed is a miss for ENGINE=torch PRECISION=int8.
 
+    The second server starts first: the default pair's entry lives TTL_S seconds, less than a start."""
     client = redis_py.Redis.from_url(redis_server.url)
-    default_pair = redis_service.log().split("loaded: engine=", 1)[1].split()[0:2]  # ['openvino', 'precision=fp32']
-    text = unique("a film for two engines")
-    predict(redis_service, [text])
-    wait_until(lambda: any(b"-" in k.split(b":")[1] for k in client.keys("sentiment:*")), 10, "the write-back")
+    engine, precision = redis_service.log().split("loaded: engine=", 1)[1].split()[0:2]  # 'openvino', 'precision=fp32'
+    default_pair = f"{engine}-{precision.removeprefix('precision=')}".encode()
+
+    def pairs() -> set[bytes]:
+        return {k.split(b":")[1].split(b"-", 1)[1] for k in client.keys("sentiment:*")}
+
     other = start_server(
         bentoml_home, tmp_path_factory.mktemp("serve-torch-int8"),
-        env={"REDIS_URL": redis_server.url, "ENGINE": "torch", "PRECISION": "int8"},
+        env={"REDIS_URL": redis_server.url, "ENGINE": "torch", "PRECISION": "int8", "CACHE_TTL_S": str(TTL_S)},
     )
     try:
         assert "engine=torch precision=int8" in other.log()
+        text = unique("a film for two engines")
+        predict(redis_service, [text])
+        wait_until(lambda: default_pair in pairs(), 10, "the default pair's write-back")
         predict(other, [text])
+        assert default_pair in pairs()  # the default pair's entry was there to be (wrongly) found
         assert model_texts(other) == 1 and hits(other) == 0  # computed again, by torch int8
-        wait_until(lambda: {k.split(b":")[1].rsplit(b"-", 2)[-2] for k in client.keys("sentiment:*")} >= {b"torch"}, 10, "torch's entry")
+        wait_until(lambda: b"torch-int8" in pairs(), 10, "torch's entry")
         predict(other, [text])
         assert model_texts(other) == 1 and hits(other) == 1  # its own entry now
     finally:
         other.stop()
-    pairs = {k.split(b":")[1].split(b"-", 1)[1] for k in client.keys("sentiment:*")}
-    assert b"torch-int8" in pairs and f"{default_pair[0]}-{default_pair[1].split('=')[1]}".encode() in pairs

@@ -27,7 +27,9 @@ import pytest
 import yaml
 
 from harness.podman import podman, podman_env
-from tests.helpers import ROOT, free_port, metric_sum, parse_metrics, render_overlay
+from harness.processes import ROOT, free_port
+from harness.prometheus import metric_sum, parse_metrics
+from tests.helpers import render_overlay
 
 pytestmark = pytest.mark.container  # tier: image builds, podman run and kube play (pytest.ini)
 

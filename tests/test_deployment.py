@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, render_overlay
+from harness.processes import ROOT
+from tests.helpers import render_overlay
 
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 
@@ -91,7 +92,7 @@ def test_pod_shape(overlay: str) -> None:
     # and at least 10x the slowest measured start before the kubelet gives up
     assert startup["periodSeconds"] == 1 and startup["periodSeconds"] * startup["failureThreshold"] >= 50
     env = {e["name"]: e["value"] for e in api.get("env", [])}
-    assert int(env.get("TORCH_THREADS", config["TORCH_THREADS"])) == int(api["resources"]["limits"]["cpu"])
+    assert int(env.get("ENGINE_THREADS", config["ENGINE_THREADS"])) == int(api["resources"]["limits"]["cpu"])
 
     # graceful shutdown: the grace period covers the preStop pause and a full request
     pause = int(api["lifecycle"]["preStop"]["exec"]["command"][-1])
@@ -133,7 +134,10 @@ def test_bentoml_build_packs_service_and_model(bentoml_home: Path) -> None:
     bento = bentoml_home / "bentos" / name / version
     manifest = yaml.safe_load((bento / "bento.yaml").read_text())
     assert [m["tag"].split(":")[0] for m in manifest["models"]] == ["distilbert-sst2"]
-    assert (bento / "src" / "service.py").is_file() and (bento / "src" / "sentiment" / "inference.py").is_file()
+    assert (bento / "src" / "service.py").is_file()
+    package = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "sentiment").rglob("*.py"))
+    assert sorted(p.relative_to(bento / "src").as_posix() for p in (bento / "src" / "sentiment").rglob("*.py")) == package
+    assert "sentiment/model/inference.py" in package  # subpackages included
     assert not (bento / "src" / "tests").exists() and not list((bento / "src").glob(".venv*"))
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "torch==2.13.0+cpu" in requirements

@@ -12,7 +12,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.helpers import metric_sum, start_server, wait_until
+from harness.processes import start_server, wait_until
+from harness.prometheus import metric_sum
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from harness.processes import ROOT
 
 pytestmark = pytest.mark.load  # tier: load scripts and soak runs (pytest.ini)
 

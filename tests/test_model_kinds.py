@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests import tiny_models
-from tests.helpers import ROOT, start_server
+from harness.processes import ROOT, start_server
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 

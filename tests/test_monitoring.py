@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ROOT, RedisServer, free_port, start_server, wait_until
+from harness.processes import ROOT, RedisServer, free_port, start_server, wait_until
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 

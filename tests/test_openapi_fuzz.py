@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import start_server
+from harness.processes import start_server
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 

@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from harness.clients import Exchange, closed_loop
-from tests.helpers import metric_sum, parse_metrics, start_server, wait_until
+from harness.processes import start_server, wait_until
+from harness.prometheus import metric_sum, parse_metrics
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 

@@ -4,37 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sentiment.precision_guard import GuardResult, compare, speed
-from tests.helpers import start_server
+from harness.processes import start_server
 from tests.test_train_or_import import cli, stored_metadata
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
-
-
-def test_compare_counts_agreement_accuracy_and_difference() -> None:
-    reference = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]]
-    rows = [[0.8, 0.2], [0.3, 0.7], [0.45, 0.55], [0.3, 0.7]]
-    result = compare("openvino", "int8", reference, rows, labels=[0, 1, 1, 1], texts_per_s=10.0)
-    assert result.agreement == 0.75
-    assert result.fp32_accuracy == 0.75 and result.accuracy == 1.0
-    assert result.max_score_diff == pytest.approx(0.15)
-    assert not result.passed  # 75% agreement, however accurate
-    assert result.as_metadata()["engine"] == "openvino"
-
-
-@pytest.mark.parametrize(
-    ("agreement", "accuracy", "passed"),
-    [(1.0, 0.898, True), (0.995, 0.895, True), (0.994, 0.898, False), (1.0, 0.8949, False)],
-)
-def test_guard_thresholds(agreement: float, accuracy: float, passed: bool) -> None:
-    assert GuardResult("torch", "x", agreement, accuracy, 0.898, 0.0, 1.0).passed is passed
-
-
-def test_speed_weighs_batched_and_single_text_throughput() -> None:
-    assert speed({"texts_per_s": 100, "batch1_texts_per_s": 100}) == pytest.approx(100)
-    # 2x at batch 1 beats 1.1x batched
-    assert speed({"texts_per_s": 100, "batch1_texts_per_s": 80}) > speed({"texts_per_s": 110, "batch1_texts_per_s": 40})
-    assert speed({"texts_per_s": 90}) == pytest.approx(90)  # older records: batched only
 
 
 def test_import_with_eval_guards_every_pair_then_auto_serves_the_fast_path(real_model_dir, sst2_dev, tmp_path) -> None:  # noqa: ANN001

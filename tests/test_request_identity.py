@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.helpers import wait_until
+from harness.processes import wait_until
+from harness.prometheus import metric_sum
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
@@ -40,3 +44,30 @@ def test_timing_headers_say_where_the_time_went(server) -> None:  # noqa: ANN001
     cached = post(server, [text]).headers
     assert float(cached["x-inference-time"]) == 0 and float(cached["x-queue-time"]) == 0
     assert float(cached["x-total-time"]) > 0
+
+
+def test_a_request_waiting_for_another_s_text_reports_the_model_time_it_waited(server) -> None:  # noqa: ANN001
+    """B asks for the text A is computing: it waits for A's model call, and says so (not 0, as if cached).
+
+    The model worker is paused so that A's call is still in flight when B arrives."""
+    text = f"a text two requests want {uuid.uuid4().hex}"
+    queued = lambda: metric_sum(server.metrics(), "sentiment_queued_texts")  # noqa: E731
+    coalesced = lambda: metric_sum(server.metrics(), "sentiment_cache_coalesced_texts_total")  # noqa: E731
+    shared_before = coalesced()
+    model_pid = server.worker_pid("sentiment_model")
+    os.kill(model_pid, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            a = pool.submit(post, server, [text])
+            wait_until(lambda: queued() == 1, 30, "A's text in flight")
+            b = pool.submit(post, server, [text])
+            wait_until(lambda: coalesced() == shared_before + 1, 30, "B waiting for A's text")
+            os.kill(model_pid, signal.SIGCONT)
+            first, second = a.result(), b.result()
+    finally:
+        os.kill(model_pid, signal.SIGCONT)
+    assert first.status_code == second.status_code == 200 and first.json() == second.json()
+    a_waited, b_waited = (float(r.headers["x-inference-time"]) for r in (first, second))
+    assert b_waited > 0
+    assert a_waited >= b_waited  # B arrived later, into the same call
+    assert float(second.headers["x-total-time"]) >= b_waited

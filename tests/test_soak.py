@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from harness.clients import BackgroundClients, Exchange
-from tests.helpers import start_server, wait_until
+from harness.processes import start_server, wait_until
 
 pytestmark = pytest.mark.load  # tier: load scripts and soak runs (pytest.ini)
 

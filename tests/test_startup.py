@@ -6,8 +6,6 @@ import re
 
 import pytest
 
-from sentiment.startup import StartupTimer
-
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
 
@@ -34,15 +32,3 @@ def test_every_stage_of_both_services_is_on_metrics_and_in_the_log(server) -> No
     assert set(public) == {"imports", "model_load", "gc_freeze", "total"}
     log = server.log()
     assert "start-up of sentiment_model: imports" in log and "start-up of sentiment: imports" in log
-
-
-def test_timer_sums_repeated_stages_and_records_outside_ones() -> None:
-    timer = StartupTimer("unit")
-    with timer.stage("warm_up"):
-        pass
-    with timer.stage("warm_up"):
-        pass
-    timer.record({"engine_read": 0.25})
-    total = timer.done()
-    assert set(timer.stages) == {"imports", "warm_up", "engine_read", "total"}
-    assert timer.stages["engine_read"] == 0.25 and total == timer.stages["total"] >= timer.stages["imports"]

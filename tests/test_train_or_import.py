@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.processes import ROOT, start_server
 from tests.conftest import SST2_DEV, SST2_TRAIN
-from tests.helpers import ROOT, start_server
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
@@ -134,3 +134,42 @@ def test_train_tiny_model_on_a_slice_then_serve_it(tmp_path: Path, tiny_model_di
         assert [p["label"] for p in r.json()["predictions"][0]] == ["NEGATIVE", "POSITIVE"]
     finally:
         server.stop()
+
+
+def test_guard_record_stores_the_verdicts_auto_then_serves(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cli("import", "--source", str(tiny_model_dir), "--name", "guarded", home=tmp_path)
+    assert "precision_guard" not in stored_metadata(tmp_path, "guarded:latest")
+    dev = labelled_slice(SST2_DEV, tmp_path / "dev.tsv", 40)
+    out = cli("guard", "--data", str(dev), "--tag", "guarded:latest", "--record", home=tmp_path).stdout
+    assert "recorded in the metadata of guarded:" in out
+    guard = stored_metadata(tmp_path, "guarded:latest")["precision_guard"]  # written back by Model.flush()
+    assert {"torch/fp32", "openvino/fp32"} <= set(guard)
+    assert guard["torch/fp32"]["agreement"] == 1.0 and guard["torch/fp32"]["passed"] is True
+    assert all({"agreement", "accuracy", "texts_per_s", "batch1_texts_per_s", "passed"} <= set(r) for r in guard.values())
+    assert "ENGINE=auto PRECISION=auto will serve" in out and "fastest pair that passed the guard" in out
+    without = cli("guard", "--data", str(dev), "--tag", "guarded:latest", "--engines", "torch", home=tmp_path).stdout
+    assert "recorded" not in without and set(stored_metadata(tmp_path, "guarded:latest")["precision_guard"]) == set(guard)
+
+
+NO_BF16 = "import sentiment.model.cpu as cpu; cpu.supports_bf16 = lambda: False  # a CPU without AVX512-BF16/AMX\n"
+
+
+def test_eval_of_bf16_on_a_cpu_without_it_exits_with_the_service_s_message(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cli("import", "--source", str(tiny_model_dir), home=tmp_path)
+    dev = labelled_slice(SST2_DEV, tmp_path / "dev.tsv", 8)
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    evaluate = NO_BF16 + (
+        "import sys, train_or_import\n"
+        f"sys.exit(train_or_import.main(['eval', '--data', {str(dev)!r}, '--precision', 'bf16']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", evaluate], cwd=ROOT, env=env, capture_output=True, text=True)
+    serve = NO_BF16 + (  # what the service does at start-up with ENGINE=torch PRECISION=bf16 (service.serving_pair)
+        "import bentoml\nfrom sentiment.store.guard import served_pair\n"
+        "model = bentoml.models.get('distilbert-sst2:latest')\n"
+        "try:\n    served_pair(model.path, model.info.metadata.get('precision_guard'), 'torch', 'bf16')\n"
+        "except Exception as exc:\n    print(exc)\n"
+    )
+    service_says = subprocess.run([sys.executable, "-c", serve], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert service_says == "cannot serve torch/bf16: this CPU has no AVX512-BF16/AMX"
+    assert result.returncode == 2 and f"error: {service_says}" in result.stderr and "Traceback" not in result.stderr
+    assert "precision=bf16" not in result.stdout  # never reported as bf16 after running fp32

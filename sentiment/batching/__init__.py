@@ -1,0 +1,11 @@
+"""Every lever of batch size, in one place.
+
+    admission.py   how many texts may wait for the model (MAX_QUEUED_TEXTS); overload
+    merging.py     the texts of concurrent requests leave as one model-service call (MAX_BATCH_SIZE items)
+    connection.py  that connection is never recycled under calls in flight
+    policy.py      when BentoML's adaptive batcher releases a batch (BATCH_WAIT_MS)
+    groups.py      inside a batch: texts sorted by length, run in groups (GROUP_MAX_TEXTS / GROUP_MAX_TOKENS)
+
+The batch itself is BentoML's: `@bentoml.api(batchable=True, max_batch_size=...)` on
+the model service in `service.py`.
+"""

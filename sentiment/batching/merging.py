@@ -1,0 +1,151 @@
+"""Call merging: one call to the model service for the texts of many concurrent requests.
+
+Why: the model service's adaptive batcher only batches what it has already
+received and parsed. With one HTTP call per request, 32 concurrent clients cost
+the model process 32 request parses per batch, on the cores the model needs, and
+most calls arrived too late for the batch that was starting: the model ran
+batches of 4.5 texts while 32 were waiting. Here the public worker keeps at most
+`max_in_flight` calls open; texts that arrive meanwhile wait in one list and
+leave together, as one call, as soon as a call returns. A lone request still
+leaves at once (nothing is in flight), so batch 1 pays nothing.
+
+The model service keeps its batchable API, so calls from several public workers
+or replicas are still merged there.
+
+Each caller gets its rows back with the call's `CallTimes` (when its texts were
+queued here, sent, answered), as a value: whoever waits for those rows, the caller
+or another request sharing them, works out from them how long it waited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .. import metrics
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Waits:
+    """What one request waited for the model: for a call to leave (queue) and for its answer (inference)."""
+
+    queue_s: float = 0.0
+    inference_s: float = 0.0
+
+    def __or__(self, other: Waits) -> Waits:
+        """Waiting for several calls at once: the longest wait of each kind."""
+        return Waits(max(self.queue_s, other.queue_s), max(self.inference_s, other.inference_s))
+
+
+@dataclass(frozen=True)
+class CallTimes:
+    """One model-service call's texts: queued here, sent, answered (time.perf_counter)."""
+
+    queued_at: float
+    sent_at: float
+    answered_at: float
+
+    def waited(self, since: float) -> Waits:
+        """The part of this call a request that started waiting at `since` waited through."""
+        start = max(since, self.queued_at)
+        return Waits(max(0.0, self.sent_at - start), max(0.0, self.answered_at - max(start, self.sent_at)))
+
+
+@dataclass(frozen=True)
+class Answer(Generic[R]):
+    rows: list[R]
+    times: CallTimes
+
+
+@dataclass
+class _Pending:
+    items: list[Any]
+    future: asyncio.Future[Any]
+    queued_at: float
+
+
+class CallMerger(Generic[T, R]):
+    """`await merger(items)` returns `call(items)`'s rows and times, sharing calls with concurrent callers."""
+
+    def __init__(
+        self, call: Callable[[list[T]], Awaitable[Sequence[R]]], max_items: int, max_in_flight: int = 1
+    ) -> None:
+        self._call = call
+        self.max_items = max_items
+        self.max_in_flight = max_in_flight
+        self._pending: deque[_Pending] = deque()
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, items: Sequence[T]) -> Answer[R]:
+        if not items:  # never an empty call: the model service answers one with a 500
+            now = time.perf_counter()
+            return Answer([], CallTimes(now, now, now))
+        future: asyncio.Future[Answer[R]] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(list(items), future, time.perf_counter()))
+        self._dispatch()
+        # A caller that goes away cancels only its own future: the call it shares
+        # goes on for the others.
+        return await future
+
+    def _dispatch(self) -> None:
+        while self._pending and self._in_flight < self.max_in_flight:
+            taken: list[_Pending] = []
+            count = 0
+            while self._pending and (not taken or count + len(self._pending[0].items) <= self.max_items):
+                pending = self._pending.popleft()
+                if pending.future.done():  # its caller went away while it waited
+                    continue
+                taken.append(pending)
+                count += len(pending.items)
+            if not taken:
+                return
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._run(taken))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, taken: list[_Pending]) -> None:
+        released = False
+        sent_at = time.perf_counter()
+        items = [item for pending in taken for item in pending.items]
+
+        def release() -> None:
+            # The next call leaves before the waiters of this one are woken: their
+            # responses are written while the model already runs the next batch.
+            nonlocal released
+            if not released:
+                released = True
+                self._in_flight -= 1
+                self._dispatch()
+
+        try:
+            metrics.MODEL_TEXTS.inc(len(items))
+            results = await self._call(items)
+            answered_at = time.perf_counter()
+            release()
+            if len(results) != len(items):
+                raise RuntimeError(f"model call returned {len(results)} results for {len(items)} items")
+            offset = 0
+            for pending in taken:
+                if not pending.future.done():
+                    times = CallTimes(pending.queued_at, sent_at, answered_at)
+                    pending.future.set_result(Answer(list(results[offset : offset + len(pending.items)]), times))
+                offset += len(pending.items)
+        except asyncio.CancelledError:
+            for pending in taken:
+                pending.future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every waiter gets the call's own error
+            for pending in taken:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+        finally:
+            release()

@@ -1,0 +1,11 @@
+"""HTTP in front of the API: everything between a client's bytes and `predict`.
+
+    routes.py     the public service's paths, named once
+    schemas.py    request and response of POST /predict (limits, Swagger examples)
+    errors.py     every error body the service writes, one table from kind to status
+    identity.py   X-Request-ID, timing headers, the access line
+    body_size.py  request/response body sizes on /metrics
+    auth.py       API keys
+    limits.py     body size and arrival time, JSON only, shedding before the body is read
+    openapi.py    the OpenAPI document made true (statuses, bearer scheme), checked at start-up
+"""

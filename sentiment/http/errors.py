@@ -1,0 +1,59 @@
+"""Every error the service answers itself: one table from error kind to HTTP status, one JSON body.
+
+    {"error": "<what is wrong, never the request's text>"}
+
+The middlewares send these before the request reaches the API; `service.py`
+returns one from `predict`. Validation errors (400) are BentoML's, documented in
+the OpenAPI document (`sentiment/http/openapi.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import Response
+
+from ..batching.admission import Overloaded
+
+STATUS = {
+    "unauthorized": 401,  # missing, malformed or invalid API key (sentiment/http/auth.py)
+    "body_timeout": 408,  # the body did not arrive within BODY_TIMEOUT_S (sentiment/http/limits.py)
+    "body_too_large": 413,  # over MAX_BODY_BYTES
+    "not_json": 415,  # a Content-Type other than JSON
+    "overloaded": 503,  # too many texts waiting for the model (sentiment/batching/admission.py), with Retry-After
+}
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    kind: str
+    message: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.kind]
+
+    @property
+    def body(self) -> bytes:
+        return json.dumps({"error": self.message}).encode()
+
+    async def send(self, send: Any, close: bool = False) -> None:  # noqa: ANN401 - an ASGI send
+        """As an ASGI response; `close` for a request whose body was not read."""
+        body = self.body
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if close:
+            headers.append((b"connection", b"close"))
+        headers += [(name.lower().encode(), value.encode()) for name, value in self.headers]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def response(self) -> Response:
+        """As the return value of an API method."""
+        return Response(self.body, status_code=self.status, headers=dict(self.headers), media_type="application/json")
+
+
+def overloaded(exc: Overloaded, retry_after_s: int) -> ErrorReply:
+    return ErrorReply("overloaded", str(exc), (("Retry-After", str(retry_after_s)),))

@@ -1,0 +1,184 @@
+"""Inference engines: what turns padded token ids into logits.
+
+    torch     the reference: training, the fp32 reference of the accuracy guard,
+              and any machine where OpenVINO is unavailable.
+              fp32 | bf16 (autocast, needs AVX512-BF16/AMX) | int8 (dynamic quantization)
+    openvino  a graph runtime, 2x torch at batch 1 on these CPUs.
+              fp32 (f32 hint: OpenVINO's default on bf16-capable CPUs is bf16)
+              | bf16 (bf16 hint) | int8 (NNCF weight-only INT8_SYM; OpenVINO
+              quantizes activations dynamically at run time, so no calibration data)
+
+Exports are made once, when a model is imported or trained
+(`export_openvino`), and stored inside the model's folder in the BentoML model
+store; a service only loads them. Every engine takes int64 numpy arrays
+(`input_ids`, `attention_mask`, shape batch x length) and returns float32 logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from . import cpu
+
+logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
+
+ENGINES = ("torch", "openvino")
+PRECISIONS = ("fp32", "bf16", "int8")
+OPENVINO_DIR = "openvino"  # inside the stored model's folder
+
+
+class EngineUnavailable(ValueError):
+    """An engine/precision pair this machine or this stored model cannot run; the message says why."""
+
+
+class Engine(Protocol):
+    name: str
+    precision: str
+    load_seconds: dict[str, float]  # start-up stages (sentiment/startup.py)
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
+
+
+def openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def torch_installed() -> bool:
+    """False in the torch-free image, which serves OpenVINO only."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def openvino_files(model_dir: str | Path, precision: str) -> Path:
+    """The stored IR an OpenVINO precision loads (bf16 runs the fp32 IR with a bf16 hint)."""
+    name = "int8" if precision == "int8" else "fp32"
+    return Path(model_dir) / OPENVINO_DIR / f"{name}.xml"
+
+
+def why_unavailable(engine: str, precision: str, model_dir: str | Path) -> str | None:
+    """None when this machine can run `engine` at `precision` for the stored model, else the reason."""
+    if engine not in ENGINES:
+        return f"unknown engine {engine!r} (one of {', '.join(ENGINES)})"
+    if precision not in PRECISIONS:
+        return f"unknown precision {precision!r} (one of {', '.join(PRECISIONS)})"
+    if precision == "bf16" and not cpu.supports_bf16():
+        return "this CPU has no AVX512-BF16/AMX"
+    if engine == "torch" and not torch_installed():
+        return "torch is not installed (the torch-free image serves OpenVINO only)"
+    if engine == "openvino":
+        if not openvino_installed():
+            return "the openvino package is not installed"
+        if not openvino_files(model_dir, precision).is_file():
+            return f"the stored model has no OpenVINO export ({openvino_files(model_dir, precision).name}; re-import it)"
+    return None
+
+
+def supported_pairs(model_dir: str | Path) -> list[tuple[str, str]]:
+    return [(e, p) for e in ENGINES for p in PRECISIONS if why_unavailable(e, p, model_dir) is None]
+
+
+def require(engine: str, precision: str, model_dir: str | Path) -> None:
+    """EngineUnavailable unless this machine runs `engine` at `precision` for the stored model:
+    the one message the service (at start-up) and train_or_import.py (eval, guard) give."""
+    reason = why_unavailable(engine, precision, model_dir)
+    if reason:
+        raise EngineUnavailable(f"cannot serve {engine}/{precision}: {reason}")
+
+
+def load_engine(model_dir: str | Path, engine: str, precision: str, threads: int) -> Engine:
+    require(engine, precision, model_dir)
+    if engine == "torch":
+        return TorchEngine(str(model_dir), precision, threads)
+    return OpenVINOEngine(str(model_dir), precision, threads)
+
+
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, model_dir: str, precision: str, threads: int) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        self._torch = torch
+        self.precision = precision
+        self.threads = cpu.configure_torch_threads(threads)  # BentoML sets no OMP_NUM_THREADS
+        start = time.perf_counter()
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        if precision == "int8":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model
+        self.load_seconds = {"engine_read": time.perf_counter() - start}
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        autocast = (
+            torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
+            return out.logits.float().numpy()
+
+
+class OpenVINOEngine:
+    name = "openvino"
+
+    def __init__(self, model_dir: str, precision: str, threads: int) -> None:
+        import openvino as ov
+
+        self.precision = precision
+        self.threads = max(1, threads)
+        config = {
+            # explicit: OpenVINO's default on bf16-capable CPUs is bf16, even for an fp32 model
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,  # one batch at a time, like the batcher sends them
+            "INFERENCE_NUM_THREADS": self.threads,
+        }
+        core = ov.Core()
+        start = time.perf_counter()
+        model = core.read_model(openvino_files(model_dir, precision))
+        read = time.perf_counter()
+        self.compiled = core.compile_model(model, "CPU", config)
+        self._request = self.compiled.create_infer_request()
+        self.load_seconds = {"engine_read": read - start, "engine_compile": time.perf_counter() - read}
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        result = self._request.infer({"input_ids": input_ids, "attention_mask": attention_mask})
+        return np.array(result[0], dtype=np.float32)  # a copy: the request's buffer is reused
+
+
+def export_openvino(model: object, model_dir: str | Path, *, int8: bool = True) -> list[Path]:
+    """Convert a transformers classifier to OpenVINO IR (fp32, and weight-only int8) inside `model_dir`.
+
+    Weights are saved in fp32 (`compress_to_fp16=False`: OpenVINO would halve them
+    by default, which changes the answers). Returns the files written.
+    """
+    import openvino as ov
+    import torch
+
+    out = Path(model_dir) / OPENVINO_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    example = {"input_ids": torch.ones(2, 8, dtype=torch.long), "attention_mask": torch.ones(2, 8, dtype=torch.long)}
+    dynamic = [("input_ids", [-1, -1], ov.Type.i64), ("attention_mask", [-1, -1], ov.Type.i64)]
+    with torch.inference_mode():
+        ir = ov.convert_model(model, example_input=example, input=dynamic)
+    ir.outputs[0].get_tensor().set_names({"logits"})
+    written = [openvino_files(model_dir, "fp32")]
+    ov.save_model(ir, written[0], compress_to_fp16=False)
+    if int8 and importlib.util.find_spec("nncf") is None:
+        logger.warning("nncf is not installed (requirements-train.txt): no OpenVINO int8 export")
+    elif int8:
+        import nncf
+
+        nncf.set_log_level(logging.ERROR)  # its progress tables would bury the import's own output
+        ir8 = nncf.compress_weights(ov.Core().read_model(written[0]), mode=nncf.CompressWeightsMode.INT8_SYM)
+        written.append(openvino_files(model_dir, "int8"))
+        ov.save_model(ir8, written[1], compress_to_fp16=False)
+    return written
+

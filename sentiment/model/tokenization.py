@@ -1,0 +1,78 @@
+"""Texts -> token ids on the serving path, without transformers.
+
+A stored model's `tokenizer.json` is what transformers' fast tokenizers run; the
+`tokenizers` library runs it directly, so the serving path imports neither
+transformers nor torch. That keeps the torch-free image small and start-up short.
+Truncation is configured as transformers configures it for
+`tokenizer(texts, truncation=True, max_length=n)` (longest-first, no stride, the side
+asked for) and special tokens come from the file's post-processor, so the ids are the
+same (tests/sentiment/model/test_tokenization.py compares both on several tokenizer families).
+A model saved without a `tokenizer.json` (a slow-only tokenizer) is tokenized by
+transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class Tokenizer(Protocol):
+    pad_token_id: int
+
+    def encode(self, texts: Sequence[str], max_length: int, truncation: str = "right") -> list[list[int]]:
+        """Token ids with special tokens, at most `max_length`; `truncation` says which end is cut."""
+        ...
+
+
+class FastTokenizer:
+    """The model's tokenizer.json through the `tokenizers` library."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        from tokenizers import Tokenizer as Backend
+
+        self._backend = Backend.from_file(str(Path(model_dir) / TOKENIZER_FILE))
+        self._backend.no_padding()  # padding is the engine's business (sentiment/model/inference.py)
+        self._truncation: tuple[int, str] | None = None
+        self.pad_token_id = _pad_token_id(Path(model_dir), self._backend)
+
+    def encode(self, texts: Sequence[str], max_length: int, truncation: str = "right") -> list[list[int]]:
+        # one thread per worker calls this: reconfiguring between calls is safe
+        if self._truncation != (max_length, truncation):
+            self._backend.enable_truncation(max_length, stride=0, strategy="longest_first", direction=truncation)
+            self._truncation = (max_length, truncation)
+        return [e.ids for e in self._backend.encode_batch(list(texts), add_special_tokens=True)]
+
+
+class TransformersTokenizer:
+    """Any tokenizer transformers can load (the fallback: imports transformers)."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        from transformers import AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.pad_token_id = self._tokenizer.pad_token_id or 0
+
+    def encode(self, texts: Sequence[str], max_length: int, truncation: str = "right") -> list[list[int]]:
+        self._tokenizer.truncation_side = truncation
+        return self._tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+
+
+def load_tokenizer(model_dir: str | Path) -> Tokenizer:
+    if (Path(model_dir) / TOKENIZER_FILE).is_file():
+        return FastTokenizer(model_dir)
+    return TransformersTokenizer(model_dir)
+
+
+def _pad_token_id(model_dir: Path, backend: Any) -> int:  # noqa: ANN401 - a tokenizers.Tokenizer
+    """The pad token as transformers resolves it: tokenizer_config.json's pad_token, else 0."""
+    config = model_dir / "tokenizer_config.json"
+    token = json.loads(config.read_text()).get("pad_token") if config.is_file() else None
+    if isinstance(token, dict):  # older files store an AddedToken
+        token = token.get("content")
+    token_id = backend.token_to_id(token) if isinstance(token, str) else None
+    return token_id if token_id is not None else 0

@@ -1,0 +1,8 @@
+"""The model store: what is stored with a model version, and reading it back.
+
+    model_store.py  import into BentoML's store: weights, tokenizer, exports, metadata, fingerprint
+    guard.py        the accuracy guard over engine x precision, and the pair ENGINE/PRECISION=auto serves
+    data.py         labelled text files (TSV/CSV, the GLUE SST-2 format)
+
+Written offline by `train_or_import.py`; the services only read it.
+"""

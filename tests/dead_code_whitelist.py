@@ -1,0 +1,20 @@
+# Names the dead-code check (tests/test_dead_code.py, vulture) must not report: each is
+# used by name by a framework, never called from this project's own code. This file is
+# read by vulture only; it is never imported or run.
+
+model_config  # pydantic: the models' configuration (sentiment/settings.py, sentiment/http/schemas.py)
+predictions  # pydantic: the response field of PredictResponse, serialised by BentoML
+_deprecated_torch_threads  # pydantic: a model validator of Settings, run on construction
+truncation_side  # transformers: read by the tokenizer on its next call (sentiment/model/tokenization.py)
+classify  # BentoML: the model service's batchable API, called over HTTP by the public service
+close_cache  # BentoML: an @bentoml.on_shutdown hook
+status_code  # BentoML: read from the request context after predict returns (service.py)
+Noop  # BentoML: `bentoml serve benchmark.noop_service:Noop` (benchmark/run.py)
+CourseUser  # Locust: user classes are named on the command line (README, "Load tests")
+SaturationUser  # Locust
+wait_time  # Locust: read by the runner between tasks
+health  # Locust: a @task
+predict_unique  # Locust: a @task
+pytestmark  # pytest: each test module's tier (pytest.ini)
+pytest_collection_modifyitems  # pytest: a hook (tests/conftest.py)
+restore_sigterm  # pytest: a fixture, named in @pytest.mark.usefixtures (tests/sentiment/test_drain.py)

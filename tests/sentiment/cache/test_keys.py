@@ -1,0 +1,46 @@
+"""Cache keys: the model's fingerprint plus the token ids, from the serving path's tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+
+from sentiment.cache.keys import CacheKeys, cache_key
+from sentiment.model.tokenization import load_tokenizer
+
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
+
+def test_key_depends_on_fingerprint_and_tokens() -> None:
+    assert cache_key("fp1", [101, 7, 102]) == cache_key("fp1", [101, 7, 102])
+    assert cache_key("fp1", [101, 7, 102]) != cache_key("fp2", [101, 7, 102])
+    assert cache_key("fp1", [101, 7, 102]) != cache_key("fp1", [101, 71, 102])
+    assert cache_key("fp1", [1, 23]) != cache_key("fp1", [12, 3])
+
+
+def test_uncased_tokenizer_makes_case_variants_share_a_key(model_dir) -> None:  # noqa: ANN001
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    ids = tok(["I LOVE YOU", "i love you", "  I love   you ", "I hate you"])["input_ids"]
+    keys = [cache_key("fp", x) for x in ids]
+    assert keys[0] == keys[1] == keys[2]
+    assert keys[3] != keys[0]
+
+
+def test_cache_keys_match_tokenizer_and_memo_is_bounded(model_dir) -> None:  # noqa: ANN001
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)  # the reference for the serving path's tokenizer
+    keys = CacheKeys(load_tokenizer(model_dir), "fp", 512, memo_entries=3, memo_max_chars=20)
+    texts = ["I love you", "I LOVE YOU", "a" * 50, "I hate you", "great", "I love you"]
+    reference = tok(texts, truncation=True, max_length=512)["input_ids"]
+    expected = [cache_key("fp", ids) for ids in reference]
+    assert [e.key for e in keys.encode(texts)] == expected
+    assert [e.ids for e in keys.encode(texts)] == reference  # from the memo, same answer
+    assert len(keys._memo) == 3 and ("right", "a" * 50) not in keys._memo
+    # the other end of a long text is another key; the ids are what the tokenizer gives
+    long_text = "good " * 600 + "bad " * 600
+    right, left = keys.encode([long_text], "right")[0], keys.encode([long_text], "left")[0]
+    assert right.key != left.key and len(right.ids) == len(left.ids) == 512
+    tok.truncation_side = "left"
+    assert left.ids == tok([long_text], truncation=True, max_length=512)["input_ids"][0]

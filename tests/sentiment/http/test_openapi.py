@@ -1,0 +1,64 @@
+"""The OpenAPI amendment's start-up check: the server refuses to start when the document is not where it is amended."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from sentiment.http import routes
+from sentiment.http.openapi import OpenAPIDocMiddleware
+
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
+
+class App:
+    """An ASGI app that completes its lifespan start-up and serves `document` at `path`."""
+
+    def __init__(self, path: str, document: dict[str, Any]) -> None:
+        self.path, self.document = path, document
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            return
+        found = scope["path"] == self.path
+        body = json.dumps(self.document).encode() if found else b'{"error": "not found"}'
+        await send({"type": "http.response.start", "status": 200 if found else 404, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
+def start_up(app: App) -> dict[str, Any]:
+    """What the server hears back when it starts the middleware over `app`."""
+    said: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        said.append(message)
+
+    asyncio.run(OpenAPIDocMiddleware(app)({"type": "lifespan"}, receive, send))
+    (message,) = said
+    return message
+
+
+SPEC = {"openapi": "3.0.2", "paths": {routes.PREDICT: {"post": {"responses": {}}}}}
+
+
+def test_starts_when_the_document_is_where_it_is_amended() -> None:
+    assert start_up(App(routes.OPENAPI_DOC, SPEC)) == {"type": "lifespan.startup.complete"}
+
+
+@pytest.mark.parametrize(
+    "app",
+    [App("/openapi.json", SPEC), App(routes.OPENAPI_DOC, {"paths": {}}), App(routes.OPENAPI_DOC, {"openapi": "3.0.2"})],
+    ids=["document moved", "no predict operation", "not an OpenAPI document"],
+)
+def test_refuses_to_start_when_it_is_not(app: App) -> None:
+    message = start_up(app)
+    assert message["type"] == "lifespan.startup.failed"
+    assert routes.OPENAPI_DOC in message["message"] and "sentiment/http/openapi.py" in message["message"]

@@ -1,0 +1,54 @@
+"""Engines: the OpenVINO export gives torch's answers, and what each machine can run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sentiment.model import cpu, engines
+from sentiment.model.engines import export_openvino, supported_pairs, why_unavailable
+from sentiment.model.inference import Classifier
+
+pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
+
+TEXTS = ["I love you", "I hate you", "", "Count to 1234", "the best movie ever " * 40, "not very good"]
+
+
+@pytest.fixture(scope="module")
+def exported_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import AutoModelForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("exported") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    export_openvino(AutoModelForSequenceClassification.from_pretrained(folder).eval(), folder)
+    return folder
+
+
+def test_openvino_fp32_gives_torch_scores(exported_dir: Path) -> None:
+    reference = Classifier(str(exported_dir), engine="torch").scores(TEXTS)
+    exported = Classifier(str(exported_dir), engine="openvino").scores(TEXTS)
+    assert max(abs(a - b) for r, e in zip(reference, exported) for a, b in zip(r, e)) <= 1e-4
+
+
+def test_openvino_int8_runs_and_stays_close(exported_dir: Path) -> None:
+    int8 = Classifier(str(exported_dir), engine="openvino", precision="int8")
+    assert int8.engine.precision == "int8"
+    rows = int8.scores(TEXTS)
+    reference = Classifier(str(exported_dir), engine="torch").scores(TEXTS)
+    assert len(rows) == len(TEXTS) and all(abs(sum(r) - 1) < 1e-5 for r in rows)
+    assert max(abs(a - b) for r, e in zip(reference, rows) for a, b in zip(r, e)) < 0.1
+
+
+def test_what_a_machine_can_run(exported_dir: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "supports_bf16", lambda: False)
+    assert set(supported_pairs(exported_dir)) == {("torch", "fp32"), ("torch", "int8"), ("openvino", "fp32"), ("openvino", "int8")}
+    assert "AVX512-BF16" in why_unavailable("openvino", "bf16", exported_dir)
+    # a model stored without the export: torch only, and the reason says how to get it
+    assert set(supported_pairs(tiny_model_dir)) == {("torch", "fp32"), ("torch", "int8")}
+    assert "re-import" in why_unavailable("openvino", "fp32", tiny_model_dir)
+    monkeypatch.setattr(engines, "openvino_installed", lambda: False)
+    assert why_unavailable("openvino", "fp32", exported_dir) == "the openvino package is not installed"
+    monkeypatch.setattr(cpu, "supports_bf16", lambda: True)
+    assert ("torch", "bf16") in supported_pairs(exported_dir)
