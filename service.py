@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sentiment import metrics
+from sentiment import __version__, metrics
 from sentiment.batching.admission import Overloaded, TextAdmission
 from sentiment.batching.connection import NEVER_RECYCLE, check_never_recycled
 from sentiment.batching.merging import CallMerger
@@ -40,9 +40,13 @@ from sentiment.http import errors, routes
 from sentiment.http.auth import ApiKeyMiddleware, ApiKeys, OpenAccessWarning
 from sentiment.http.body_size import BodySizeMiddleware
 from sentiment.http.identity import RequestIdentityMiddleware, timing_headers
+from sentiment.http.info import InfoEndpoint
 from sentiment.http.limits import RequestLimitsMiddleware
 from sentiment.http.openapi import OpenAPIDocMiddleware
-from sentiment.http.schemas import Health, LabelScore, PredictRequest, PredictResponse
+from sentiment.http.page import IndexPage
+from sentiment.http.schemas import (
+    BatchingLimits, Health, LabelScore, ModelInfo, PredictRequest, PredictResponse, RequestLimits, ServedBy, ServiceInfo,
+)
 from sentiment.model.scoring import Scoring
 from sentiment.model.tokenization import load_tokenizer
 from sentiment.settings import get_settings
@@ -54,6 +58,8 @@ settings = get_settings()
 install_batch_policy(settings.batch_wait_ms)
 # One per public worker process, shared by predict() and the HTTP middleware.
 ADMISSION = TextAdmission(settings.max_queued_texts)
+# GET /info, filled in when the public service starts; the page and the OpenAPI document describe the same facts.
+INFO = InfoEndpoint()
 
 
 def serving_pair(model: bentoml.Model) -> tuple[str, str]:
@@ -147,9 +153,38 @@ async def _health(_: Request) -> JSONResponse:
     return JSONResponse(Health().model_dump())
 
 
-# GET /health for load scripts written against the older service; BentoML's
-# /livez and /readyz stay the probes for Kubernetes.
-_extra_routes = Starlette(routes=[Route(routes.HEALTH, _health, methods=["GET"])])
+# GET /health for load scripts written against the older service (BentoML's /livez and
+# /readyz stay the probes for Kubernetes); GET /info; the API's page at / (BentoML's own
+# index loads from the internet). Mounted routes come before BentoML's index route.
+_extra_routes = Starlette(routes=[
+    Route(routes.HEALTH, _health, methods=["GET"]),
+    Route(routes.INFO, INFO.respond, methods=["GET"]),
+    Route(routes.INDEX, IndexPage(INFO).respond, methods=["GET"]),
+])
+
+
+def service_info(stored: StoredClassifier, scoring: Scoring, guard: dict | None, pair: tuple[str, str]) -> ServiceInfo:
+    """What GET /info answers: values known at start-up, no model call."""
+    from sentiment.store.guard import why_served
+
+    why, record = why_served(guard, pair, settings.engine, settings.precision)
+    return ServiceInfo(
+        version=__version__,
+        model=ModelInfo(
+            tag=stored.tag, fingerprint=stored.fingerprint, labels=list(scoring.labels),
+            problem_type=scoring.problem_type, score_function=scoring.function, max_tokens=stored.max_length,
+        ),
+        served_by=ServedBy(engine=pair[0], precision=pair[1], why=why, guard=record),
+        batching=BatchingLimits(
+            max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms,
+            batch_wait_ms=settings.batch_wait_ms, max_queued_texts=settings.max_queued_texts,
+        ),
+        limits=RequestLimits(
+            max_texts=settings.max_texts, max_text_chars=settings.max_text_chars,
+            max_body_bytes=settings.max_body_bytes, request_timeout_s=settings.request_timeout_s,
+        ),
+        api_keys_required=bool(settings.api_keys_file),
+    )
 
 
 @bentoml.asgi_app(_extra_routes, path="/")
@@ -178,6 +213,7 @@ class Sentiment:
         else:
             backend = MemoryBackend(settings.cache_max_entries)
         self.cache = PredictionCache(backend, n_labels=len(self.scoring.labels), ttl_s=settings.cache_ttl_s)
+        INFO.info = service_info(stored, self.scoring, self.model_ref.info.metadata.get("precision_guard"), (engine, precision))
         check_never_recycled(self.model)  # tripwire: see sentiment/batching/connection.py
         # the texts of concurrent requests leave for the model service together
         self.model_calls = CallMerger(functools.partial(self.model.to_async.call, "classify"), max_items=settings.max_batch_size)
@@ -229,9 +265,10 @@ API_ROUTES = routes.check_api_routes(method.route for method in Sentiment.apis.v
 # sizes are recorded for every request, refused ones included; API keys are checked
 # before anything reads the body or takes queue space.
 Sentiment.add_asgi_middleware(RequestIdentityMiddleware, api_routes=API_ROUTES)
-Sentiment.add_asgi_middleware(BodySizeMiddleware, paths=API_ROUTES | {routes.HEALTH})
+Sentiment.add_asgi_middleware(BodySizeMiddleware, paths=API_ROUTES | {routes.HEALTH, routes.INFO})
 if settings.api_keys_file:
-    Sentiment.add_asgi_middleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys_file), protected_paths=API_ROUTES)
+    protected = API_ROUTES | ({routes.INFO} if settings.info_requires_key else set())
+    Sentiment.add_asgi_middleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys_file), protected_paths=protected)
 else:
     Sentiment.add_asgi_middleware(OpenAccessWarning)
 Sentiment.add_asgi_middleware(
@@ -243,4 +280,7 @@ Sentiment.add_asgi_middleware(
     retry_after_s=settings.retry_after_s,
     admission=ADMISSION,
 )
-Sentiment.add_asgi_middleware(OpenAPIDocMiddleware, api_keys=bool(settings.api_keys_file))
+Sentiment.add_asgi_middleware(
+    OpenAPIDocMiddleware, api_keys=bool(settings.api_keys_file), info=INFO,
+    info_needs_key=bool(settings.api_keys_file) and settings.info_requires_key,
+)

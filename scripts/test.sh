@@ -9,6 +9,8 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v kubectl >/dev/null || need+=(kubernetes-client)   # for `kubectl kustomize`
+command -v chromium >/dev/null || need+=(chromium)              # the API's page in a real browser (tests/test_page.py)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 # the container stage (tests/test_container.py): build and run images without a registry
 for tool in podman buildah runc debootstrap catatonit; do
     command -v $tool >/dev/null || need+=($tool)

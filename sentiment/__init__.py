@@ -10,3 +10,5 @@
 Each subpackage imports only those below it: http, cache, store -> model -> batching
 (tests/sentiment/test_layers.py).
 """
+
+__version__ = "1.1.0"

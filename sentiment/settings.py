@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     # a file with one API key per line (# comments); set: every API route needs
     # `Authorization: Bearer <key>`; unset: the API is open
     api_keys_file: str | None = None
+    # GET /info needs the key too (it names the model, its labels and the limits); default: open like /health
+    info_requires_key: bool = False
 
     # --- serving and overload ---------------------------------------------
     request_timeout_s: float = Field(60.0, gt=0)

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import tiny_models
 from harness.processes import ROOT, start_server
+from tests import tiny_models
+from tests.test_train_or_import import stored_metadata, stored_tag
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
@@ -63,8 +64,14 @@ def test_imported_and_served_with_the_config_s_semantics(kind: str, tmp_path: Pa
     try:
         scored = httpx.post(f"{server.url}/predict", json={"text": TEXTS}, timeout=60).json()["predictions"]
         raw = httpx.post(f"{server.url}/predict", json={"text": TEXTS, "raw_scores": True}, timeout=60).json()["predictions"]
+        info = httpx.get(f"{server.url}/info", timeout=10).json()["model"]
     finally:
         server.stop()
+    # /info says what the stored model is (a tiny multi-label model among them)
+    assert info["tag"] == stored_tag(tmp_path, f"{kind}:latest") and info["labels"] == labels
+    assert info["fingerprint"] == stored_metadata(tmp_path, f"{kind}:latest")["fingerprint"]
+    expected = {_softmax: ("single_label_classification", "softmax"), _sigmoid: ("multi_label_classification", "sigmoid")}
+    assert (info["problem_type"], info["score_function"]) == expected.get(function, ("regression", "none"))
     reference = torch_logits(model_dir, TEXTS)
     for s_row, r_row, ref in zip(scored, raw, reference):
         assert [s["label"] for s in s_row] == labels == [s["label"] for s in r_row]  # id2label, label-id order

@@ -38,6 +38,16 @@ def stored_metadata(home: Path, tag: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def stored_tag(home: Path, tag: str) -> str:
+    """The full tag (name:version) that `tag` resolves to in the store."""
+    code = f"import bentoml; print(bentoml.models.get({tag!r}).tag)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={**os.environ, "BENTOML_HOME": str(home)},
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
 def labelled_slice(src: Path, dst: Path, rows: int) -> Path:
     """The first rows of an SST-2 file, or a small synthetic file of the same format without ../shared."""
     if src.is_file():

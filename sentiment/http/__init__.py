@@ -7,5 +7,7 @@
     body_size.py  request/response body sizes on /metrics
     auth.py       API keys
     limits.py     body size and arrival time, JSON only, shedding before the body is read
-    openapi.py    the OpenAPI document made true (statuses, bearer scheme), checked at start-up
+    openapi.py    the OpenAPI document made true (this API's title and description, statuses, bearer scheme, /info), checked at start-up
+    info.py       GET /info and the API's description, from facts computed at start-up
+    page.py       the API's page at /: the Swagger UI, nothing loaded from elsewhere
 """

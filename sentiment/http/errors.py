@@ -23,6 +23,7 @@ STATUS = {
     "body_too_large": 413,  # over MAX_BODY_BYTES
     "not_json": 415,  # a Content-Type other than JSON
     "overloaded": 503,  # too many texts waiting for the model (sentiment/batching/admission.py), with Retry-After
+    "starting": 503,  # asked before the service finished starting (sentiment/http/info.py)
 }
 
 

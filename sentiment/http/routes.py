@@ -8,6 +8,8 @@ from collections.abc import Iterable
 
 PREDICT = "/predict"  # the API (POST)
 HEALTH = "/health"  # GET, for load scripts written against the older service
+INFO = "/info"  # GET: which model answers and how (sentiment/http/info.py)
+INDEX = "/"  # GET: the API's page, the Swagger UI (sentiment/http/page.py)
 OPENAPI_DOC = "/docs.json"  # where BentoML serves the OpenAPI document (amended by sentiment/http/openapi.py)
 
 

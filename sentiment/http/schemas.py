@@ -6,7 +6,7 @@ examples pre-fill the Swagger UI.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import bentoml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -39,13 +39,16 @@ class PredictRequest(bentoml.IODescriptor):
     )
     # Per-request options; a request without them is answered as before.
     top_k: Annotated[int, Field(strict=True, ge=1)] = Field(  # absent = every label (null is not an integer)
-        None, description="Only the k best labels per text, best first (default: every label, in label-id order)."
+        None, description="Only the k best labels per text, best first (default: every label, in label-id order).",
+        examples=[2],
     )
     raw_scores: Annotated[bool, Field(strict=True)] = Field(
-        False, description="Logits instead of probabilities (softmax or sigmoid, as the model's config says)."
+        False, description="Logits instead of probabilities (softmax or sigmoid, as the model's config says).",
+        examples=[False],
     )
     truncation: Literal["right", "left"] = Field(
-        "right", description='Which end of a text longer than the model\'s window is cut: "right" keeps the start, "left" the end.'
+        "right", description='Which end of a text longer than the model\'s window is cut: "right" keeps the start, "left" the end.',
+        examples=["right"],
     )
 
 
@@ -66,3 +69,44 @@ class PredictResponse(BaseModel):
 
 class Health(BaseModel):
     status: str = "healthy"
+
+
+class ModelInfo(BaseModel):
+    tag: str = Field(description="The model's tag in the BentoML store (name:version).")
+    fingerprint: str = Field(description="Content hash of the stored model files; part of every cache key.")
+    labels: list[str] = Field(description="The model's labels, in label-id order (as in every answer).")
+    problem_type: Literal["single_label_classification", "multi_label_classification", "regression"]
+    score_function: Literal["softmax", "sigmoid", "none"] = Field(description="How scores are made from logits.")
+    max_tokens: int = Field(description="The model's window: longer texts are truncated to it.")
+
+
+class ServedBy(BaseModel):
+    engine: Literal["torch", "openvino"]
+    precision: Literal["fp32", "bf16", "int8"]
+    why: str = Field(description="Why this pair serves: the accuracy guard's verdict, a named setting, or unguarded fp32.")
+    guard: dict[str, Any] | None = Field(description="The accuracy guard's record for this pair, when one was made at import.")
+
+
+class BatchingLimits(BaseModel):
+    max_batch_size: int = Field(description="Texts per adaptive batch (MAX_BATCH_SIZE).")
+    max_latency_ms: int = Field(description="Longest a text may wait in the batch queue (MAX_LATENCY_MS).")
+    batch_wait_ms: float = Field(description="Longest the batcher holds texts back to grow a batch (BATCH_WAIT_MS).")
+    max_queued_texts: int = Field(description="Texts that may wait for the model per worker before 503 (MAX_QUEUED_TEXTS).")
+
+
+class RequestLimits(BaseModel):
+    max_texts: int = Field(description="Texts per request (MAX_TEXTS).")
+    max_text_chars: int = Field(description="Characters per text (MAX_TEXT_CHARS).")
+    max_body_bytes: int = Field(description="Request body size (MAX_BODY_BYTES).")
+    request_timeout_s: float = Field(description="Longest a request may take (REQUEST_TIMEOUT_S).")
+
+
+class ServiceInfo(BaseModel):
+    """GET /info: which model answers and how, computed once at start-up."""
+
+    version: str = Field(description="The service's version.")
+    model: ModelInfo
+    served_by: ServedBy
+    batching: BatchingLimits
+    limits: RequestLimits
+    api_keys_required: bool = Field(description="Whether POST /predict needs Authorization: Bearer <key>.")

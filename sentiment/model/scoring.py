@@ -58,6 +58,11 @@ class Scoring:
     def is_classifier(self) -> bool:
         return self.function != "none"
 
+    @property
+    def problem_type(self) -> str:
+        """As transformers names it."""
+        return {"softmax": "single_label_classification", "sigmoid": "multi_label_classification"}.get(self.function, "regression")
+
     def scores(self, logits: Sequence[float]) -> list[float]:
         if self.function == "softmax":
             top = max(logits)

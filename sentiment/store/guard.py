@@ -181,3 +181,24 @@ def served_pair(model_dir: str, recorded: dict[str, dict[str, Any]] | None, engi
     pair = choose(recorded, supported_pairs(model_dir), engine, precision)
     require(*pair, model_dir)
     return pair
+
+
+def why_served(recorded: dict[str, dict[str, Any]] | None, pair: Pair, engine: str, precision: str) -> tuple[str, dict[str, Any] | None]:
+    """Why `pair` serves for the ENGINE/PRECISION settings, in words, and the guard's record of it (if any)."""
+    record = (recorded or {}).get(pair_key(*pair))
+    if record is None and pair == parse_key(pair[1]):  # records written before engines existed
+        record = (recorded or {}).get(pair[1])
+    verdict = (
+        f"the accuracy guard {'passed' if record.get('passed') else 'FAILED'} it "
+        f"(agreement {record.get('agreement', 0):.2%} with torch fp32, accuracy {record.get('accuracy', 0):.2%})"
+        if record else None
+    )
+    if engine != "auto" and precision != "auto":
+        return f"named by ENGINE={engine} PRECISION={precision}" + (f"; {verdict}" if verdict else ", never guarded"), record
+    if record and record.get("passed"):
+        return f"the fastest pair that passed the accuracy guard: {verdict}", record
+    if pair[1] == "fp32":
+        if not recorded:
+            return "unguarded fp32: no accuracy guard was recorded at import (import with --eval FILE to measure the faster pairs)", None
+        return "unguarded fp32: the accuracy guard recorded no verdict for this pair", record
+    return f"named by {'ENGINE' if engine != 'auto' else 'PRECISION'} with no guarded pair to choose from", record

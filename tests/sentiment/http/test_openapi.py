@@ -8,27 +8,29 @@ from typing import Any
 
 import pytest
 
-from sentiment.http import routes
+from sentiment.http import page, routes
 from sentiment.http.openapi import OpenAPIDocMiddleware
 
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 
 
-class App:
-    """An ASGI app that completes its lifespan start-up and serves `document` at `path`."""
+ASSETS = [f"/{page.STATIC}/{name}" for name in page.ASSETS]
 
-    def __init__(self, path: str, document: dict[str, Any]) -> None:
-        self.path, self.document = path, document
+
+class App:
+    """An ASGI app that completes its lifespan start-up and serves `document` at `path`, and `assets`."""
+
+    def __init__(self, path: str, document: dict[str, Any], assets: list[str] = ASSETS) -> None:
+        self.files = {path: json.dumps(document).encode(), **{asset: b"..." for asset in assets}}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
         if scope["type"] == "lifespan":
             await receive()
             await send({"type": "lifespan.startup.complete"})
             return
-        found = scope["path"] == self.path
-        body = json.dumps(self.document).encode() if found else b'{"error": "not found"}'
-        await send({"type": "http.response.start", "status": 200 if found else 404, "headers": []})
-        await send({"type": "http.response.body", "body": body})
+        body = self.files.get(scope["path"])
+        await send({"type": "http.response.start", "status": 404 if body is None else 200, "headers": []})
+        await send({"type": "http.response.body", "body": body or b'{"error": "not found"}'})
 
 
 def start_up(app: App) -> dict[str, Any]:
@@ -62,3 +64,8 @@ def test_refuses_to_start_when_it_is_not(app: App) -> None:
     message = start_up(app)
     assert message["type"] == "lifespan.startup.failed"
     assert routes.OPENAPI_DOC in message["message"] and "sentiment/http/openapi.py" in message["message"]
+
+
+def test_refuses_to_start_when_the_page_s_files_are_gone() -> None:
+    message = start_up(App(routes.OPENAPI_DOC, SPEC, assets=ASSETS[1:]))
+    assert message["type"] == "lifespan.startup.failed" and ASSETS[0] in message["message"]
