@@ -15,10 +15,10 @@ Settings are env vars, see `sentiment/settings.py`.
 
 from __future__ import annotations
 
-import functools
 import gc
 import logging
 import os
+from pathlib import Path
 from typing import Literal
 
 import bentoml
@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sentiment import __version__, metrics
-from sentiment.batching.admission import Overloaded, TextAdmission
-from sentiment.batching.connection import NEVER_RECYCLE, check_never_recycled
+from sentiment import __version__, logs, metrics, respawn
+from sentiment.batching.admission import CharAdmission, TextAdmission
+from sentiment.batching.connection import NEVER_RECYCLE, ModelService, check_never_recycled
 from sentiment.batching.merging import CallMerger
 from sentiment.batching.policy import install_batch_policy, verify_batch_policy
 from sentiment.cache.backends import CircuitBreaker, MemoryBackend, RedisBackend
@@ -39,6 +39,7 @@ from sentiment.drain import ActivityTracker, defer_sigterm_until_idle
 from sentiment.http import errors, routes
 from sentiment.http.auth import ApiKeyMiddleware, ApiKeys, OpenAccessWarning
 from sentiment.http.body_size import BodySizeMiddleware
+from sentiment.http.draining import Drain, DrainMiddleware
 from sentiment.http.identity import RequestIdentityMiddleware, timing_headers
 from sentiment.http.info import InfoEndpoint
 from sentiment.http.limits import RequestLimitsMiddleware
@@ -47,6 +48,7 @@ from sentiment.http.page import IndexPage
 from sentiment.http.schemas import (
     BatchingLimits, Health, LabelScore, ModelInfo, PredictRequest, PredictResponse, RequestLimits, ServedBy, ServiceInfo,
 )
+from sentiment.http.traffic import install_bounded_traffic_metrics, verify_bounded_traffic_metrics
 from sentiment.model.scoring import Scoring
 from sentiment.model.tokenization import load_tokenizer
 from sentiment.settings import get_settings
@@ -55,9 +57,17 @@ from sentiment.store.model_store import StoredClassifier
 
 logger = logging.getLogger("bentoml.sentiment")  # under BentoML's log handlers
 settings = get_settings()
+respawn.respawn_dead_workers()  # in the image too (sentiment/respawn.py)
 install_batch_policy(settings.batch_wait_ms)
+logs.hide_request_values()
+if settings.log_format == "json":
+    logs.use_json_lines()
+# BentoML's access line writes the raw path (forgeable); sentiment/http/identity.py writes ours
+NO_BENTOML_ACCESS_LOG = {"access": {"enabled": False}}
 # One per public worker process, shared by predict() and the HTTP middleware.
 ADMISSION = TextAdmission(settings.max_queued_texts)
+TOKENIZING = CharAdmission(settings.max_tokenizing_chars)
+DRAIN = Drain()  # after SIGTERM: new requests 503 at once, accepted ones finish (sentiment/drain.py)
 # GET /info, filled in when the public service starts; the page and the OpenAPI document describe the same facts.
 INFO = InfoEndpoint()
 
@@ -86,6 +96,7 @@ def freeze_startup_objects() -> None:
     workers=1,
     traffic={"timeout": settings.request_timeout_s},
     runner_connection=NEVER_RECYCLE,  # read by the public service's client (sentiment/batching/connection.py)
+    logging=NO_BENTOML_ACCESS_LOG,
 )
 class SentimentModel:
     """The classifier behind the public service; texts from concurrent requests share batches."""
@@ -99,6 +110,9 @@ class SentimentModel:
         startup = StartupTimer("sentiment_model")
         self._stats_cls = BatchStats
         verify_batch_policy()  # tripwire: the batch policy must hold before any batch is formed
+        verify_bounded_traffic_metrics()  # tripwires: metric labels bounded, request values out of the log
+        logs.check_request_values_hidden()
+        respawn.check_respawn()  # tripwire: this worker comes back if it dies
         # Request handling (the public service) is latency-critical and light; the
         # model takes whatever CPU is left, so it runs at a lower priority.
         os.nice(settings.model_nice)
@@ -181,7 +195,8 @@ def service_info(stored: StoredClassifier, scoring: Scoring, guard: dict | None,
         ),
         limits=RequestLimits(
             max_texts=settings.max_texts, max_text_chars=settings.max_text_chars,
-            max_body_bytes=settings.max_body_bytes, request_timeout_s=settings.request_timeout_s,
+            max_body_bytes=settings.max_body_bytes, max_tokenizing_chars=settings.max_tokenizing_chars,
+            request_timeout_s=settings.request_timeout_s,
         ),
         api_keys_required=bool(settings.api_keys_file),
     )
@@ -191,6 +206,7 @@ def service_info(stored: StoredClassifier, scoring: Scoring, guard: dict | None,
 @bentoml.service(
     name="sentiment",
     traffic={"timeout": settings.request_timeout_s},
+    logging=NO_BENTOML_ACCESS_LOG,
 )
 class Sentiment:
     """Public API: validation, prediction cache, and the call to the model service."""
@@ -200,6 +216,8 @@ class Sentiment:
 
     def __init__(self) -> None:
         startup = StartupTimer("sentiment")
+        verify_bounded_traffic_metrics()  # tripwires: metric labels bounded, request values out of the log
+        logs.check_request_values_hidden()
         stored = StoredClassifier.from_model(self.model_ref)
         with startup.stage("model_load"):  # tokenizer and config only: the model service holds the weights
             tokenizer = load_tokenizer(stored.path)
@@ -209,14 +227,17 @@ class Sentiment:
         self.keys = CacheKeys(tokenizer, f"{stored.fingerprint}-{engine}-{precision}", stored.max_length)
         if settings.redis_url:
             breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
-            backend = RedisBackend(settings.redis_url, settings.redis_timeout_ms, breaker)
+            password = Path(settings.redis_password_file).read_text().strip() if settings.redis_password_file else None
+            backend = RedisBackend(settings.redis_url, settings.redis_timeout_ms, breaker, password=password)
         else:
             backend = MemoryBackend(settings.cache_max_entries)
         self.cache = PredictionCache(backend, n_labels=len(self.scoring.labels), ttl_s=settings.cache_ttl_s)
         INFO.info = service_info(stored, self.scoring, self.model_ref.info.metadata.get("precision_guard"), (engine, precision))
         check_never_recycled(self.model)  # tripwire: see sentiment/batching/connection.py
+        defer_sigterm_until_idle(DRAIN.idle, max_wait_s=settings.request_timeout_s, on_sigterm=DRAIN.start)
         # the texts of concurrent requests leave for the model service together
-        self.model_calls = CallMerger(functools.partial(self.model.to_async.call, "classify"), max_items=settings.max_batch_size)
+        classify = ModelService(self.model.to_async, "classify", retry_within_s=settings.request_timeout_s / 2)
+        self.model_calls = CallMerger(classify, max_items=settings.max_batch_size)
         logger.info("prediction cache: %s; scores: %s over %s", backend.name, self.scoring.function, list(self.scoring.labels))
         with startup.stage("gc_freeze"):
             freeze_startup_objects()
@@ -238,12 +259,12 @@ class Sentiment:
         """Classify texts. Every label of the model is returned, in label-id order, unless top_k is given."""
         if not text:
             return PredictResponse(predictions=[])
-        with metrics.stage("tokenize"):
-            encoded = self.keys.encode(text, truncation)
         try:
+            with metrics.stage("tokenize"), TOKENIZING.acquire(sum(map(len, text))):
+                encoded = await self.keys.encode(text, truncation)
             found = await self.cache.get_or_compute(encoded, self.model_calls, ADMISSION)
-        except Overloaded as exc:
-            reply = errors.overloaded(exc, settings.retry_after_s)
+        except errors.ANSWERABLE as exc:
+            reply = errors.reply_for(exc, settings.retry_after_s)
             ctx.response.status_code = reply.status  # BentoML applies the context's status to any response
             return reply.response()
         with metrics.stage("respond"):
@@ -260,15 +281,24 @@ class Sentiment:
 
 # Every API route of the public service (protected by API keys, limited, measured).
 API_ROUTES = routes.check_api_routes(method.route for method in Sentiment.apis.values())
+# Metrics are labelled with these paths only (both services'); any other path is "other".
+install_bounded_traffic_metrics(
+    known=API_ROUTES | {m.route for m in SentimentModel.apis.values()} | {routes.HEALTH, routes.INFO, routes.INDEX, routes.OPENAPI_DOC}
+    | routes.BENTOML_PATHS,
+    prefixes=(routes.STATIC,),
+)
 
-# Added outermost first: every API response carries its request id and timings, body
-# sizes are recorded for every request, refused ones included; API keys are checked
-# before anything reads the body or takes queue space.
-Sentiment.add_asgi_middleware(RequestIdentityMiddleware, api_routes=API_ROUTES)
+# Added outermost first: every response carries its request id and timings; after
+# SIGTERM new requests are refused at once; body sizes are recorded for every request,
+# refused ones included; API keys are checked before anything reads the body or takes
+# queue space.
+Sentiment.add_asgi_middleware(RequestIdentityMiddleware, quiet_paths=routes.PROBES)
+Sentiment.add_asgi_middleware(DrainMiddleware, drain=DRAIN, retry_after_s=settings.retry_after_s, uncounted=routes.PROBES)
 Sentiment.add_asgi_middleware(BodySizeMiddleware, paths=API_ROUTES | {routes.HEALTH, routes.INFO})
 if settings.api_keys_file:
     protected = API_ROUTES | ({routes.INFO} if settings.info_requires_key else set())
-    Sentiment.add_asgi_middleware(ApiKeyMiddleware, keys=ApiKeys(settings.api_keys_file), protected_paths=protected)
+    keys = ApiKeys(settings.api_keys_file, grace_s=settings.api_keys_grace_s)
+    Sentiment.add_asgi_middleware(ApiKeyMiddleware, keys=keys, protected_paths=protected)
 else:
     Sentiment.add_asgi_middleware(OpenAccessWarning)
 Sentiment.add_asgi_middleware(

@@ -67,7 +67,10 @@ class ServerProcess:
         import psutil
 
         for child in psutil.Process(self.proc.pid).children(recursive=True):
-            args = child.cmdline()
+            try:
+                args = child.cmdline()
+            except (psutil.ZombieProcess, psutil.NoSuchProcess):  # a worker that just died
+                continue
             if "--service-name" in args and args[args.index("--service-name") + 1] == service_name:
                 return child.pid
         raise LookupError(f"no worker for {service_name}")

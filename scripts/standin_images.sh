@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 # fully qualified names, so that `FROM python:3.11-slim` and the manifests' short names
 # resolve to them without a pull
 PYTHON_IMAGE=${PYTHON_IMAGE:-docker.io/library/python:3.11-slim}
-REDIS_IMAGE=${REDIS_IMAGE:-docker.io/library/redis:7.4.1-alpine}
+REDIS_IMAGE=${REDIS_IMAGE:-docker.io/library/redis:7.4.6-alpine}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 UV_VERSION=${UV_VERSION:-0.13.9}
 

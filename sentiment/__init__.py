@@ -5,7 +5,8 @@
     batching/  every lever of batch size: admission, call merging, BentoML's batch policy, length groups
     model/     tokenizer, engines, inference, labels and scores from the model's config
     store/     the model store: import, exports, the accuracy guard, data files (train_or_import.py)
-    settings.py, metrics.py, startup.py, drain.py
+    settings.py, metrics.py, startup.py, logs.py (no request text, no forged lines, JSON),
+    drain.py (shutdown in order), respawn.py (a dead worker comes back)
 
 Each subpackage imports only those below it: http, cache, store -> model -> batching
 (tests/sentiment/test_layers.py).

@@ -1,4 +1,5 @@
-"""The model service outlives its callers on shutdown.
+"""Shutdown in order: the public worker refuses new work at once, finishes what it took, then
+the model service, which outlives its callers.
 
 `bentoml serve` stops every service at once (circus' `Arbiter._stop_watchers`
 signals all watchers together; BentoML sets no order for dependencies, and no
@@ -10,6 +11,13 @@ accepted. So the model worker defers its SIGTERM until it is idle: no batch
 running and no call for `idle_s`, or `max_wait_s` at most. In Kubernetes the
 preStop sleep already lets traffic stop first; this covers `docker stop`,
 Ctrl-C and a SIGTERM without preStop.
+
+The public worker defers its SIGTERM the same way, until the requests it accepted are
+answered, and meanwhile answers every new request 503 with Retry-After and
+`Connection: close` at once (sentiment/http/draining.py). Without that, uvicorn stops
+accepting at SIGTERM while circus keeps the listening socket open: a request that
+arrived after the signal sat in the backlog and was reset seconds later, when the
+server exited.
 
 Relies on uvicorn installing `Server.handle_exit` with `signal.signal` around
 `serve()` (uvicorn 0.54 `capture_signals`) and on BentoML creating the service
@@ -55,9 +63,10 @@ class ActivityTracker:
 
 
 def defer_sigterm_until_idle(
-    is_idle: Callable[[], bool], max_wait_s: float, poll_s: float = 0.1
+    is_idle: Callable[[], bool], max_wait_s: float, poll_s: float = 0.1, on_sigterm: Callable[[], None] | None = None,
 ) -> None:
-    """Replace the server's SIGTERM handler with one that calls it once `is_idle()` (or after `max_wait_s`)."""
+    """Replace the server's SIGTERM handler with one that calls it once `is_idle()` (or after `max_wait_s`);
+    `on_sigterm` runs (on the event loop) as soon as the signal arrives."""
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("the shutdown drain must be installed from the main thread (BentoML changed how it creates services)")
     original = signal.getsignal(signal.SIGTERM)
@@ -68,9 +77,11 @@ def defer_sigterm_until_idle(
         )
     loop = asyncio.get_running_loop()
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
         deadline = time.monotonic() + max_wait_s
-        logger.info("SIGTERM: finishing the work of the services in front of this one before shutting down")
+        logger.info("SIGTERM: finishing the work already accepted before shutting down")
+        if on_sigterm is not None:
+            loop.call_soon_threadsafe(on_sigterm)
 
         def check() -> None:
             if is_idle() or time.monotonic() >= deadline:
@@ -80,4 +91,4 @@ def defer_sigterm_until_idle(
 
         loop.call_soon_threadsafe(check)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, handle)

@@ -46,9 +46,24 @@ QUEUED_TEXTS = Gauge(
     documentation="Texts admitted and waiting for (or being computed by) the model service",
     multiprocess_mode="livesum",
 )
+TOKENIZING_CHARS = Gauge(
+    name="sentiment_tokenizing_chars",
+    documentation="Characters of texts admitted for tokenizing and not yet tokenized",
+    multiprocess_mode="livesum",
+)
+MODEL_CALL_RETRIES = Counter(
+    name="sentiment_model_call_retries",
+    documentation="Model-service calls whose connection broke, by what the one retry gave: answered or unavailable (503)",
+    labelnames=["outcome"],
+)
+API_KEYS = Gauge(
+    name="sentiment_api_keys",
+    documentation="API keys loaded from API_KEYS_FILE; 0 while the file cannot be read (the API is closed)",
+    multiprocess_mode="livemin",
+)
 AUTH_FAILURES = Counter(
     name="sentiment_auth_failures",
-    documentation="API requests refused with 401 (missing, malformed or invalid API key)",
+    documentation="API requests refused by the key check: 401 (missing, malformed, invalid), 400 (several), 503 (keys_unavailable)",
     labelnames=["reason"],
 )
 SHED_REQUESTS = Counter(

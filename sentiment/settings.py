@@ -53,6 +53,8 @@ class Settings(BaseSettings):
 
     # --- prediction cache -------------------------------------------------
     redis_url: str | None = None
+    # a file holding the Redis user's password (in Kubernetes: the Secret the Redis sidecar reads too)
+    redis_password_file: str | None = None
     cache_ttl_s: int = Field(86_400, ge=1)
     cache_max_entries: int = Field(100_000, ge=0)  # embedded LRU; 0 disables it
     redis_timeout_ms: float = Field(50.0, gt=0)
@@ -63,13 +65,22 @@ class Settings(BaseSettings):
     # a file with one API key per line (# comments); set: every API route needs
     # `Authorization: Bearer <key>`; unset: the API is open
     api_keys_file: str | None = None
+    # a key file that cannot be read keeps the keys loaded before this long, then closes the API (503)
+    api_keys_grace_s: float = Field(5.0, ge=0)
     # GET /info needs the key too (it names the model, its labels and the limits); default: open like /health
     info_requires_key: bool = False
+
+    # --- logs -------------------------------------------------------------
+    # text (BentoML's format) | json: one JSON object per line, for log pipelines
+    log_format: Literal["text", "json"] = "text"
 
     # --- serving and overload ---------------------------------------------
     request_timeout_s: float = Field(60.0, gt=0)
     # texts a public worker lets wait for the model; past it requests get 503 at once
     max_queued_texts: int = Field(256, ge=1)
+    # characters a public worker tokenizes at once; past it requests get 503 before any
+    # work (an idle worker takes any request within MAX_TEXTS x MAX_TEXT_CHARS)
+    max_tokenizing_chars: int = Field(1_000_000, ge=1)
     retry_after_s: int = Field(1, ge=1)
     # larger bodies are refused with 413 (256 texts x 20,000 chars of JSON fit)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)

@@ -16,8 +16,9 @@ def build_tiny_model(path: Path) -> Path:
     return tiny_models.distilbert(path, ["NEGATIVE", "POSITIVE"])
 
 
-def render_overlay(overlay: str, api_key: str = "throw-away-test-key") -> str:
-    """`kubectl kustomize` of an overlay, in a copy of deployment/ holding an API key file (as a user provides one)."""
+def render_overlay(overlay: str, api_key: str = "throw-away-test-key", redis_password: str = "throw-away-redis-password") -> str:
+    """`kubectl kustomize` of an overlay, in a copy of deployment/ holding an API key file and a Redis
+    password file (as a user provides them)."""
     import tempfile
 
     kubectl = shutil.which("kubectl")
@@ -25,8 +26,9 @@ def render_overlay(overlay: str, api_key: str = "throw-away-test-key") -> str:
         raise RuntimeError("kubectl is not installed (scripts/test.sh installs it)")
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "deployment"
-        shutil.copytree(ROOT / "deployment", copy, ignore=shutil.ignore_patterns("api-keys.txt"))
+        shutil.copytree(ROOT / "deployment", copy, ignore=shutil.ignore_patterns("api-keys.txt", "redis-password.txt"))
         (copy / "base" / "api-keys.txt").write_text(f"{api_key}\n")
+        (copy / "base" / "redis-password.txt").write_text(redis_password)
         result = subprocess.run([kubectl, "kustomize", str(copy / "overlays" / overlay)], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(result.stderr)

@@ -180,7 +180,7 @@ def test_container_answers_predict_like_bentoml_serve(container: str, server) ->
     assert 'sentiment_startup_seconds{service="sentiment_model",stage="total"}' in metrics
 
 
-def podman_kube_yaml(rendered: str, image: str, host_port: int, keys_dir: Path) -> str:
+def podman_kube_yaml(rendered: str, image: str, host_port: int, secrets_dir: Path) -> str:
     """The rendered minikube overlay, as `podman kube play` (4.3) can run it.
 
     Each change stands in for what a cluster provides or podman 4.3 lacks:
@@ -191,11 +191,12 @@ def podman_kube_yaml(rendered: str, image: str, host_port: int, keys_dir: Path) 
     - Redis' imagePullPolicy Always -> IfNotPresent: no registry here;
     - the image is the one just built (as `kustomize edit set image` would set it);
     - a hostPort on 127.0.0.1 publishes the API port (minikube uses port-forward instead);
-    - the API-key Secret volume becomes a hostPath holding the same file: podman 4.3
-      crashes on a Secret volume without `optional`, and with it mounts the data still
-      base64-encoded.
+    - each Secret volume (API keys, the Redis password) becomes a hostPath holding the
+      Secret's files: podman 4.3 crashes on a Secret volume without `optional`, and with
+      it mounts the data still base64-encoded.
     """
     docs = [d for d in yaml.safe_load_all(rendered) if d]
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
     kept = [d for d in docs if d["kind"] in ("ConfigMap", "Deployment")]
     deployment = next(d for d in kept if d["kind"] == "Deployment")
     assert deployment["spec"]["replicas"] == 1
@@ -208,31 +209,32 @@ def podman_kube_yaml(rendered: str, image: str, host_port: int, keys_dir: Path) 
     (http,) = [p for p in api["ports"] if p["name"] == "http"]
     http.update(hostPort=host_port, hostIP="127.0.0.1")
     pod["containers"].append(redis)
-    (keys,) = [v for v in pod["volumes"] if "secret" in v]
-    keys.pop("secret")
-    keys["hostPath"] = {"path": str(keys_dir), "type": "Directory"}
+    for volume in [v for v in pod["volumes"] if "secret" in v]:
+        folder = secrets_dir / volume["name"]
+        folder.mkdir()
+        for name, data in secrets[volume.pop("secret")["secretName"]]["data"].items():  # the Secret's files, as mounted
+            (folder / name).write_bytes(base64.b64decode(data))
+            (folder / name).chmod(0o444)
+        folder.chmod(0o755)
+        volume["hostPath"] = {"path": str(folder), "type": "Directory"}
     return yaml.safe_dump_all(kept, sort_keys=False)
 
 
 def test_kube_play_minikube_deployment(image: str, tmp_path: Path) -> None:
-    key = "kube-play-test-key"
-    rendered = render_overlay("minikube", api_key=key)
-    (api_keys,) = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Secret"]
-    keys_dir = tmp_path / "keys"
-    keys_dir.mkdir()
-    (keys_dir / "api-keys").write_bytes(base64.b64decode(api_keys["data"]["api-keys"]))  # the Secret's file, as mounted
-    keys_dir.chmod(0o755)
-    (keys_dir / "api-keys").chmod(0o444)
+    key, redis_password = "kube-play-test-key", "kube-play-redis-password"
+    rendered = render_overlay("minikube", api_key=key, redis_password=redis_password)
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
     port = free_port()
     manifest = tmp_path / "minikube-podman.yaml"
-    manifest.write_text(podman_kube_yaml(rendered, image, port, keys_dir))
+    manifest.write_text(podman_kube_yaml(rendered, image, port, secrets_dir))
     auth = {"Authorization": f"Bearer {key}"}
     containers_before = set(podman("ps", "-a", "-q").stdout.split())
 
-    podman("kube", "play", str(manifest))
     pod = "sentiment-pod-0"
     url = f"http://127.0.0.1:{port}"
     try:
+        podman("kube", "play", str(manifest))
         wait_ready(url, lambda: podman("logs", f"{pod}-api", check=False).stderr)
         # the API answers only with the key from the Secret; probes and metrics stay open
         assert httpx.post(f"{url}/predict", json={"text": TEXTS}, timeout=60).status_code == 401
@@ -250,6 +252,11 @@ def test_kube_play_minikube_deployment(image: str, tmp_path: Path) -> None:
         assert metric_sum(after, "sentiment_batch_texts_sum") == metric_sum(before, "sentiment_batch_texts_sum")
         assert metric_sum(after, "sentiment_cache_errors_total") == 0
         assert metric_sum(after, "sentiment_auth_failures_total") == 2
+        # Redis asks for the password from the Secret, which the API had (its cache hits above)
+        anonymous = podman("exec", f"{pod}-redis", "redis-cli", "-h", "127.0.0.1", "get", "sentiment:x", check=False)
+        assert "NOAUTH" in anonymous.stdout + anonymous.stderr
+        authorized = podman("exec", "-e", f"REDISCLI_AUTH={redis_password}", f"{pod}-redis", "redis-cli", "-h", "127.0.0.1", "ping")
+        assert authorized.stdout.strip() == "PONG"
 
         # the manifests' security context, as the runtime applied it
         inspect = json.loads(podman("inspect", f"{pod}-api").stdout)[0]

@@ -70,6 +70,14 @@ def test_every_checkov_skip_is_justified() -> None:
                 assert len(reason.split()) >= 5, f"{manifest}:{line_no}: a skip needs its reason"
 
 
+def redis_server_args(redis: dict) -> list[str]:
+    """The redis-server arguments of the sidecar's start script."""
+    import shlex
+
+    (script,) = redis["args"]
+    return shlex.split(script.split("exec redis-server", 1)[1])
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pod_shape(overlay: str) -> None:
     objs = objects(overlay)
@@ -78,7 +86,7 @@ def test_pod_shape(overlay: str) -> None:
 
     (redis,) = pod["initContainers"]
     assert redis["restartPolicy"] == "Always"  # native sidecar: up before the API, outlives it
-    args = redis["args"]
+    args = redis_server_args(redis)
     assert args[args.index("--bind") + 1] == "127.0.0.1" and args[args.index("--save") + 1] == ""
     assert args[args.index("--maxmemory-policy") + 1] == "allkeys-lru"
     assert config["REDIS_URL"] == "redis://127.0.0.1:6379/0"
@@ -91,7 +99,7 @@ def test_pod_shape(overlay: str) -> None:
     # from the measured start-up (docs/deployment.md): ready within a second of being ready,
     # and at least 10x the slowest measured start before the kubelet gives up
     assert startup["periodSeconds"] == 1 and startup["periodSeconds"] * startup["failureThreshold"] >= 50
-    env = {e["name"]: e["value"] for e in api.get("env", [])}
+    env = {e["name"]: e.get("value") for e in api.get("env", [])}
     assert int(env.get("ENGINE_THREADS", config["ENGINE_THREADS"])) == int(api["resources"]["limits"]["cpu"])
 
     # graceful shutdown: the grace period covers the preStop pause and a full request
@@ -121,8 +129,7 @@ def test_overlay_differences() -> None:
     assert not any(k.startswith(("Gateway/", "VirtualService/")) for k in minikube)
     assert {"Gateway/sentiment", "VirtualService/sentiment"} <= set(aks)
     assert aks["HorizontalPodAutoscaler/sentiment"]["spec"]["minReplicas"] >= 2
-    sources = aks["NetworkPolicy/sentiment"]["spec"]["ingress"][0]["from"]
-    assert any(s.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "istio-system" for s in sources)
+    assert "NetworkPolicy/sentiment-mesh" in aks and "NetworkPolicy/sentiment-mesh" not in minikube
 
 
 def test_bentoml_build_packs_service_and_model(bentoml_home: Path) -> None:
@@ -161,14 +168,148 @@ def test_api_keys_come_from_a_secret(overlay: str) -> None:
     assert next(v for v in pod["volumes"] if v["name"] == "api-keys")["secret"]["secretName"] == "sentiment-api-keys"
 
 
-def test_aks_only_the_gateway_and_prometheus_get_in() -> None:
-    objs = objects("aks")
+def istio_names() -> dict[str, str]:
+    return yaml.safe_load((ROOT / "deployment" / "overlays" / "aks" / "istio-names.yaml").read_text())["data"]
+
+
+def selected(selector: dict) -> dict[str, str]:
+    """matchLabels and single-valued `In` expressions of a label selector, as one dict."""
+    found = dict(selector.get("matchLabels", {}))
+    found.update({e["key"]: e["values"][0] for e in selector.get("matchExpressions", []) if e["operator"] == "In"})
+    return found
+
+
+def test_aks_only_the_gateway_gets_in_and_prometheus_scrapes_the_merged_port() -> None:
+    objs, names = objects("aks"), istio_names()
     policy = objs["AuthorizationPolicy/sentiment"]["spec"]
     assert policy["action"] == "ALLOW"
-    gateway, prometheus = policy["rules"]
-    assert gateway["from"][0]["source"]["principals"] == ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]
-    assert {p for op in gateway["to"] for p in op["operation"]["paths"]} == {"/predict", "/health"}
-    assert prometheus["to"] == [{"operation": {"ports": ["3000"], "methods": ["GET"], "paths": ["/metrics"]}}]
-    # 503 is load shedding: never retried by the mesh
+    (gateway,) = policy["rules"]  # nothing else may call the API
+    assert gateway["from"][0]["source"]["principals"] == [f"cluster.local/ns/{names['gatewayNamespace']}/sa/{names['gatewayServiceAccount']}"]
+    assert {p for op in gateway["to"] for p in op["operation"]["paths"]} == {"/predict", "/health", "/info"}
+    mesh = objs["NetworkPolicy/sentiment-mesh"]["spec"]
+    gateway_in, prometheus_in = mesh["ingress"]
+    (source,) = gateway_in["from"]
+    assert selected(source["namespaceSelector"]) == {"kubernetes.io/metadata.name": names["gatewayNamespace"]}
+    assert selected(source["podSelector"]) == {"istio": names["gatewayLabel"]}
+    assert objs["Gateway/sentiment"]["spec"]["selector"] == {"istio": names["gatewayLabel"]}  # the same gateway
+    # Prometheus (no sidecar, no mTLS identity): Istio's merged metrics port, from the monitoring namespace only
+    assert prometheus_in["ports"] == [{"port": 15020, "protocol": "TCP"}]
+    assert selected(prometheus_in["from"][0]["namespaceSelector"]) == {"kubernetes.io/metadata.name": "monitoring"}
+    assert objs["Deployment/sentiment"]["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    # out: istiod and DNS, nothing else
+    istiod, dns = mesh["egress"]
+    assert selected(istiod["to"][0]["namespaceSelector"]) == {"kubernetes.io/metadata.name": names["istiodNamespace"]}
+    assert istiod["ports"] == [{"port": 15012, "protocol": "TCP"}] and {p["port"] for p in dns["ports"]} == {53}
+    # 503 is load shedding: never retried by the mesh; a reset (a pod going away) is, on another pod
     (route,) = objs["VirtualService/sentiment"]["spec"]["http"]
-    assert "503" not in route["retries"]["retryOn"] and "5xx" not in route["retries"]["retryOn"]
+    retry_on = route["retries"]["retryOn"].split(",")
+    assert "503" not in retry_on and "5xx" not in retry_on and {"reset", "connect-failure"} <= set(retry_on)
+    assert route["retries"]["retryRemoteLocalities"] is True
+
+
+def test_aks_states_its_istio_requirements() -> None:
+    objs, names = objects("aks"), istio_names()
+    labels = objs["Namespace/sentiment"]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["istio.io/rev"] == names["revision"]  # the add-on injects by revision, not istio-injection=enabled
+    assert "istio-injection" not in labels
+    kustomization = (ROOT / "deployment" / "overlays" / "aks" / "kustomization.yaml").read_text()
+    assert "Istio CNI" in kustomization and "istio-init-exemption" in kustomization
+    drain = yaml.safe_load(objs["Deployment/sentiment"]["spec"]["template"]["metadata"]["annotations"]["proxy.istio.io/config"])
+    pod = objs["Deployment/sentiment"]["spec"]["template"]["spec"]
+    assert drain["proxyMetadata"]["EXIT_ON_ZERO_ACTIVE_CONNECTIONS"] == "true"
+    assert int(drain["terminationDrainDuration"].rstrip("s")) <= pod["terminationGracePeriodSeconds"]
+
+
+def test_the_istio_init_exemption_keeps_restricted_as_warnings(tmp_path: Path) -> None:
+    """Without Istio CNI the documented component exempts the namespace from enforcement only."""
+    import shutil
+
+    copy = tmp_path / "deployment"
+    shutil.copytree(ROOT / "deployment", copy, ignore=shutil.ignore_patterns("api-keys.txt", "redis-password.txt"))
+    (copy / "base" / "api-keys.txt").write_text("k\n")
+    (copy / "base" / "redis-password.txt").write_text("p")
+    with (copy / "overlays" / "aks" / "kustomization.yaml").open("a") as fh:
+        fh.write("components:\n  - ../../components/istio-init-exemption\n")
+    out = subprocess.run(["kubectl", "kustomize", str(copy / "overlays" / "aks")], capture_output=True, text=True, check=True).stdout
+    (namespace,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_pod_may_reach_nothing_outside_itself(overlay: str) -> None:
+    policy = objects(overlay)["NetworkPolicy/sentiment"]["spec"]
+    assert "Egress" in policy["policyTypes"] and policy["egress"] == []  # Redis is on 127.0.0.1, the model in the image
+
+
+def test_redis_sidecar_image_has_the_7_4_fixes() -> None:
+    pod = objects("aks")["Deployment/sentiment"]["spec"]["template"]["spec"]
+    (redis,) = pod["initContainers"]
+    version = tuple(int(x) for x in re.match(r"redis:(\d+)\.(\d+)\.(\d+)", redis["image"]).groups())
+    assert version >= (7, 4, 6)  # CVE-2025-49844 and the other 7.4.x fixes
+
+
+def test_redis_sidecar_needs_the_password_and_allows_only_the_cache_s_commands(tmp_path: Path) -> None:
+    """The sidecar's own start script, rendered, runs a real redis-server: only the password from the
+    Secret gets in, and only GET/SET/MGET on sentiment:* keys work; the ACL file is the owner's only."""
+    import asyncio
+
+    import redis as redis_py
+
+    from harness.processes import RedisServer, free_port
+    from sentiment.cache.backends import CircuitBreaker, RedisBackend
+
+    password = "the-secret-password-of-redis"
+    rendered = {f"{o['kind']}/{o['metadata']['name']}": o for o in yaml.safe_load_all(render_overlay("minikube", redis_password=password)) if o}
+    pod = rendered["Deployment/sentiment"]["spec"]["template"]["spec"]
+    (redis,) = pod["initContainers"]
+    (api,) = pod["containers"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "redis-password")
+    secret = rendered[f"Secret/{volume['secret']['secretName']}"]  # both containers mount this one Secret
+    import base64
+
+    assert base64.b64decode(secret["data"]["password"]).decode() == password
+    mounts = {c["name"]: next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == "redis-password") for c in (redis, api)}
+    assert {e["name"]: e.get("value") for e in api["env"]}["REDIS_PASSWORD_FILE"] == mounts["api"] + "/password"
+    (tmp_path / "password").write_text(password)
+    port = free_port()
+    (script,) = redis["args"]
+    script = (script.replace("/tmp/users.acl", str(tmp_path / "users.acl"))
+              .replace(mounts["redis"] + "/password", str(tmp_path / "password")).replace("--port 6379", f"--port {port}"))
+    server = RedisServer(port)
+    server.proc = subprocess.Popen(["sh", "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        from harness.processes import wait_until
+
+        wait_until(lambda: _answers(port), 10, "redis-server with the sidecar's arguments")
+        with_password = redis_py.Redis(port=port, password=password)
+        assert with_password.ping()
+        for command in (("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("SET", "other:x", "1"), ("EVAL", "return 1", "0")):
+            with pytest.raises(redis_py.exceptions.NoPermissionError):
+                with_password.execute_command(*command)
+        with pytest.raises(redis_py.exceptions.AuthenticationError):
+            redis_py.Redis(port=port).get("sentiment:x")
+
+        async def cache_round_trip() -> list:
+            backend = RedisBackend(f"redis://127.0.0.1:{port}/0", 500, CircuitBreaker(3, 60), password=password)
+            await backend.set_many({"sentiment:a": b"[0.1,0.9]"}, ttl_s=60)
+            values = await backend.get_many(["sentiment:a", "sentiment:b"])
+            await backend.close()
+            return values
+
+        assert asyncio.run(cache_round_trip()) == [b"[0.1,0.9]", None]  # what the service does works
+        assert (tmp_path / "users.acl").stat().st_mode & 0o077 == 0
+    finally:
+        server.kill()
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False

@@ -17,6 +17,8 @@ from the cache, or by computations already in flight, is never shed. Both raise
 
 from __future__ import annotations
 
+from prometheus_client import Gauge
+
 from .. import metrics
 
 
@@ -25,18 +27,18 @@ class Overloaded(Exception):
 
 
 class Permit:
-    """Queue space for `texts` texts, owned by the computation that sends them; released
-    once (as a context manager, or by `release`), however the computation ends."""
+    """Room for `amount` units of work, owned by whoever does the work; released once (as a
+    context manager, or by `release`), however the work ends."""
 
-    def __init__(self, admission: TextAdmission, texts: int) -> None:
-        self._admission = admission
-        self.texts = texts
+    def __init__(self, budget: Budget, amount: int) -> None:
+        self._budget = budget
+        self.amount = amount
         self._held = True
 
     def release(self) -> None:
         if self._held:
             self._held = False
-            self._admission._release(self.texts)
+            self._budget._release(self.amount)
 
     def __enter__(self) -> Permit:
         return self
@@ -45,33 +47,46 @@ class Permit:
         self.release()
 
 
-class TextAdmission:
-    """Texts admitted and not yet answered by the model, against `max_queued_texts` (one per public worker)."""
+class Budget:
+    """Work admitted and not yet done, against a bound (one per public worker)."""
 
-    def __init__(self, max_queued_texts: int) -> None:
-        self.max_queued_texts = max_queued_texts
+    def __init__(self, limit: int, what: str, gauge: Gauge) -> None:
+        self.limit = limit
+        self.what = what  # "texts waiting for the model"
+        self.gauge = gauge
         self.queued = 0
 
     def refuse_while_full(self) -> None:
-        """Raise Overloaded while the queue is full (before a request is even read)."""
-        if self.queued >= self.max_queued_texts:
+        """Raise Overloaded while the budget is spent (before a request is even read)."""
+        if self.queued >= self.limit:
             raise self._overloaded()
 
-    def acquire(self, texts: int) -> Permit:
-        """A permit for `texts` texts the caller will really send to the model, or Overloaded.
-
-        An idle model always takes a request, even one larger than the bound.
-        """
-        if self.queued and self.queued + texts > self.max_queued_texts:
+    def acquire(self, amount: int) -> Permit:
+        """A permit for `amount` units, or Overloaded. Idle, it admits any amount, even one over the bound."""
+        if self.queued and self.queued + amount > self.limit:
             raise self._overloaded()
-        self.queued += texts
-        metrics.QUEUED_TEXTS.inc(texts)
-        return Permit(self, texts)
+        self.queued += amount
+        self.gauge.inc(amount)
+        return Permit(self, amount)
 
-    def _release(self, texts: int) -> None:
-        self.queued -= texts
-        metrics.QUEUED_TEXTS.dec(texts)
+    def _release(self, amount: int) -> None:
+        self.queued -= amount
+        self.gauge.dec(amount)
 
     def _overloaded(self) -> Overloaded:
         metrics.SHED_REQUESTS.inc()
-        return Overloaded(f"overloaded: more than {self.max_queued_texts} texts waiting for the model, retry later")
+        return Overloaded(f"overloaded: more than {self.limit} {self.what}, retry later")
+
+
+class TextAdmission(Budget):
+    """Texts admitted and not yet answered by the model (MAX_QUEUED_TEXTS)."""
+
+    def __init__(self, max_queued_texts: int) -> None:
+        super().__init__(max_queued_texts, "texts waiting for the model", metrics.QUEUED_TEXTS)
+
+
+class CharAdmission(Budget):
+    """Characters of texts being tokenized (MAX_TOKENIZING_CHARS)."""
+
+    def __init__(self, max_chars: int) -> None:
+        super().__init__(max_chars, "characters being tokenized", metrics.TOKENIZING_CHARS)

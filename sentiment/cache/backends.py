@@ -153,12 +153,15 @@ class RedisBackend:
 
     name = "redis"
 
-    def __init__(self, url: str, timeout_ms: float, breaker: CircuitBreaker, max_connections: int = 32) -> None:
+    def __init__(
+        self, url: str, timeout_ms: float, breaker: CircuitBreaker, max_connections: int = 32, password: str | None = None,
+    ) -> None:
         import redis.asyncio as redis
 
         timeout = timeout_ms / 1000.0
         self._client = redis.Redis.from_url(
             url,
+            **({"password": password} if password else {}),  # else whatever the URL says
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             max_connections=max_connections,

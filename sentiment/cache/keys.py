@@ -6,6 +6,7 @@ and, on a miss, the same ids go to the model service.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import hashlib
 from collections.abc import Sequence
@@ -34,35 +35,51 @@ class Encoded(NamedTuple):
 class CacheKeys:
     """Texts -> (cache key, token ids) through the model's tokenizer, remembering recent short texts.
 
-    Tokenizing is the costliest step of a cache hit; traffic repeats itself, so
-    the keys and ids of recent texts (up to `memo_max_chars` long) are kept in a
-    small LRU. The ids are what the model service gets: a text is tokenized once.
+    Tokenizing is the costliest step of a cache hit; traffic repeats itself, so the
+    keys and ids of recent texts (up to `memo_max_chars` long) are kept in a small
+    LRU, and a text repeated within a request is tokenized once. The ids are what the
+    model service gets: a text is tokenized once. Texts of more than `offload_chars`
+    characters in all are tokenized in a thread (`tokenizers` releases the GIL), so a
+    request of long texts never stalls the event loop, the probes included.
     `truncation` says which end of a long text is kept ("right" keeps the start).
     """
 
     def __init__(
         self, tokenizer: Tokenizer, fingerprint: str, max_length: int,
-        memo_entries: int = 10_000, memo_max_chars: int = 512,
+        memo_entries: int = 10_000, memo_max_chars: int = 512, offload_chars: int = 4096,
     ) -> None:
         self.tokenizer = tokenizer
         self.fingerprint = fingerprint
         self.max_length = max_length
         self.memo_entries = memo_entries
         self.memo_max_chars = memo_max_chars
+        self.offload_chars = offload_chars
         self._memo: collections.OrderedDict[tuple[str, str], Encoded] = collections.OrderedDict()
 
-    def encode(self, texts: Sequence[str], truncation: str = "right") -> list[Encoded]:
-        found: list[Encoded | None] = [self._memo.get((truncation, t)) for t in texts]
-        todo = [i for i, k in enumerate(found) if k is None]
-        if todo:
-            ids = self.tokenizer.encode([texts[i] for i in todo], self.max_length, truncation)
-            for i, token_ids in zip(todo, ids):
-                found[i] = entry = Encoded(cache_key(self.fingerprint, token_ids), list(token_ids))
-                if len(texts[i]) <= self.memo_max_chars:
-                    self._memo[(truncation, texts[i])] = entry
-        for text in texts:
-            if (truncation, text) in self._memo:
+    async def encode(self, texts: Sequence[str], truncation: str = "right") -> list[Encoded]:
+        found: dict[str, Encoded] = {}
+        todo: list[str] = []
+        for text in dict.fromkeys(texts):  # each distinct text once
+            entry = self._memo.get((truncation, text))
+            if entry is None:
+                todo.append(text)
+            else:
+                found[text] = entry
                 self._memo.move_to_end((truncation, text))
-        while len(self._memo) > self.memo_entries:
-            self._memo.popitem(last=False)
-        return found  # type: ignore[return-value]
+        if todo:
+            if sum(map(len, todo)) > self.offload_chars:
+                made = await asyncio.to_thread(self._tokenize, todo, truncation)
+            else:
+                made = self._tokenize(todo, truncation)
+            found.update(made)
+            for text, entry in made.items():
+                if len(text) <= self.memo_max_chars:
+                    self._memo[(truncation, text)] = entry
+            while len(self._memo) > self.memo_entries:
+                self._memo.popitem(last=False)
+        return [found[text] for text in texts]
+
+    def _tokenize(self, texts: list[str], truncation: str) -> dict[str, Encoded]:
+        """Keys and ids of `texts` (pure: runs in a thread for long texts)."""
+        ids = self.tokenizer.encode(texts, self.max_length, truncation)
+        return {text: Encoded(cache_key(self.fingerprint, token_ids), list(token_ids)) for text, token_ids in zip(texts, ids)}

@@ -4,6 +4,8 @@
     schemas.py    request and response of POST /predict (limits, Swagger examples)
     errors.py     every error body the service writes, one table from kind to status
     identity.py   X-Request-ID, timing headers, the access line
+    draining.py   after SIGTERM: new requests 503 at once, accepted ones counted until done
+    traffic.py    BentoML's traffic metrics labelled with the served routes only
     body_size.py  request/response body sizes on /metrics
     auth.py       API keys
     limits.py     body size and arrival time, JSON only, shedding before the body is read

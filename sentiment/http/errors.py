@@ -16,15 +16,23 @@ from typing import Any
 from starlette.responses import Response
 
 from ..batching.admission import Overloaded
+from ..batching.connection import ModelUnavailable
 
 STATUS = {
+    "several_credentials": 400,  # more than one Authorization header (sentiment/http/auth.py)
     "unauthorized": 401,  # missing, malformed or invalid API key (sentiment/http/auth.py)
     "body_timeout": 408,  # the body did not arrive within BODY_TIMEOUT_S (sentiment/http/limits.py)
     "body_too_large": 413,  # over MAX_BODY_BYTES
     "not_json": 415,  # a Content-Type other than JSON
     "overloaded": 503,  # too many texts waiting for the model (sentiment/batching/admission.py), with Retry-After
     "starting": 503,  # asked before the service finished starting (sentiment/http/info.py)
+    "keys_unavailable": 503,  # the API key file cannot be read: the API is closed until it can
+    "shutting_down": 503,  # asked after SIGTERM: the worker finishes what it accepted (sentiment/http/draining.py)
+    "model_unavailable": 503,  # the model service dropped the call and did not come back in time, with Retry-After
 }
+# What the request path raises that is an answer, not a failure, and its kind.
+KIND_OF: dict[type[Exception], str] = {Overloaded: "overloaded", ModelUnavailable: "model_unavailable"}
+ANSWERABLE = tuple(KIND_OF)
 
 
 @dataclass(frozen=True)
@@ -56,5 +64,6 @@ class ErrorReply:
         return Response(self.body, status_code=self.status, headers=dict(self.headers), media_type="application/json")
 
 
-def overloaded(exc: Overloaded, retry_after_s: int) -> ErrorReply:
-    return ErrorReply("overloaded", str(exc), (("Retry-After", str(retry_after_s)),))
+def reply_for(exc: Exception, retry_after_s: int) -> ErrorReply:
+    """The answer to an ANSWERABLE exception: each is a 503 a client should retry after a while."""
+    return ErrorReply(KIND_OF[type(exc)], str(exc), (("Retry-After", str(retry_after_s)),))

@@ -1,4 +1,8 @@
-"""Request identity and timing: `X-Request-ID` on every response and in the API's access line, and where the time went.
+"""Request identity and timing: `X-Request-ID` on every response and in the access line, and where the time went.
+
+The access line (`bentoml.sentiment.access`) replaces BentoML's own, which writes the
+raw request path and can be forged with an encoded newline (sentiment/logs.py): every
+request but the probes and scrapes gets one, its path escaped and cut to 200 characters.
 
 A client's own `X-Request-ID` (up to 128 visible ASCII characters) is kept,
 otherwise one is generated. Timing headers, in milliseconds, as
@@ -22,6 +26,7 @@ import uuid
 from typing import Any
 
 from ..batching.merging import Waits
+from ..logs import escape
 
 logger = logging.getLogger("bentoml.sentiment.access")  # under BentoML's log handlers
 
@@ -42,15 +47,16 @@ def _client_id(raw: bytes | None) -> str | None:
 
 
 class RequestIdentityMiddleware:
-    def __init__(self, app: Any, api_routes: frozenset[str]) -> None:  # noqa: ANN401
+    def __init__(self, app: Any, quiet_paths: frozenset[str]) -> None:  # noqa: ANN401
+        """`quiet_paths`: probes and scrapes, which get the headers but no access line."""
         self.app = app
-        self.api_routes = api_routes
+        self.quiet_paths = quiet_paths
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:  # noqa: ANN401
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        api = scope.get("path") in self.api_routes  # probes and scrapes get the headers, not a log line
+        logged = scope.get("path") not in self.quiet_paths
         request_id = _client_id(dict(scope.get("headers") or []).get(b"x-request-id")) or uuid.uuid4().hex
         start = time.perf_counter()
         status = 0
@@ -73,9 +79,9 @@ class RequestIdentityMiddleware:
             await self.app(scope, receive, send_with_identity)
         finally:
             client = scope.get("client") or ("-", 0)
-            if api:
+            if logged:
                 logger.info(
                     "%s:%s %s %s %d %.1fms request_id=%s",
-                    client[0], client[1], scope.get("method"), scope.get("path"), status,
+                    client[0], client[1], escape(str(scope.get("method"))), escape(str(scope.get("path"))), status,
                     (time.perf_counter() - start) * 1000, request_id,
                 )

@@ -45,7 +45,7 @@ class RequestLimitsMiddleware:
             try:
                 self.admission.refuse_while_full()
             except Overloaded as exc:
-                await errors.overloaded(exc, self.retry_after_s).send(send, close=True)
+                await errors.reply_for(exc, self.retry_after_s).send(send, close=True)
                 return
         headers = dict(scope.get("headers") or [])
         media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()

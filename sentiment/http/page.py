@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse
 from . import routes
 from .info import TITLE, InfoEndpoint
 
-STATIC = "static_content"  # where BentoML serves the Swagger UI's files
+STATIC = routes.STATIC.strip("/")  # where BentoML serves the Swagger UI's files
 ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-light-32x32.png")
 
 _PAGE = """<!DOCTYPE html>

@@ -11,6 +11,9 @@ HEALTH = "/health"  # GET, for load scripts written against the older service
 INFO = "/info"  # GET: which model answers and how (sentiment/http/info.py)
 INDEX = "/"  # GET: the API's page, the Swagger UI (sentiment/http/page.py)
 OPENAPI_DOC = "/docs.json"  # where BentoML serves the OpenAPI document (amended by sentiment/http/openapi.py)
+STATIC = "/static_content/"  # BentoML's files for the Swagger UI (sentiment/http/page.py)
+PROBES = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})  # BentoML's probes and scrape path
+BENTOML_PATHS = PROBES | {"/schema.json"}  # every other path BentoML serves itself
 
 
 def check_api_routes(api_routes: Iterable[str]) -> frozenset[str]:

@@ -98,6 +98,7 @@ class RequestLimits(BaseModel):
     max_texts: int = Field(description="Texts per request (MAX_TEXTS).")
     max_text_chars: int = Field(description="Characters per text (MAX_TEXT_CHARS).")
     max_body_bytes: int = Field(description="Request body size (MAX_BODY_BYTES).")
+    max_tokenizing_chars: int = Field(description="Characters a worker tokenizes at once before 503 (MAX_TOKENIZING_CHARS).")
     request_timeout_s: float = Field(description="Longest a request may take (REQUEST_TIMEOUT_S).")
 
 

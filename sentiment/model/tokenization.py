@@ -14,6 +14,7 @@ transformers.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,22 +31,35 @@ class Tokenizer(Protocol):
 
 
 class FastTokenizer:
-    """The model's tokenizer.json through the `tokenizers` library."""
+    """The model's tokenizer.json through the `tokenizers` library; safe to call from several threads.
+
+    Truncation is part of a `tokenizers.Tokenizer`'s state, so each (length, side) gets a
+    tokenizer of its own, configured once: nothing is reconfigured while another thread
+    encodes (long texts are tokenized off the event loop, sentiment/cache/keys.py).
+    """
 
     def __init__(self, model_dir: str | Path) -> None:
         from tokenizers import Tokenizer as Backend
 
         self._backend = Backend.from_file(str(Path(model_dir) / TOKENIZER_FILE))
         self._backend.no_padding()  # padding is the engine's business (sentiment/model/inference.py)
-        self._truncation: tuple[int, str] | None = None
+        self._truncating: dict[tuple[int, str], Any] = {}
+        self._lock = threading.Lock()
         self.pad_token_id = _pad_token_id(Path(model_dir), self._backend)
 
     def encode(self, texts: Sequence[str], max_length: int, truncation: str = "right") -> list[list[int]]:
-        # one thread per worker calls this: reconfiguring between calls is safe
-        if self._truncation != (max_length, truncation):
-            self._backend.enable_truncation(max_length, stride=0, strategy="longest_first", direction=truncation)
-            self._truncation = (max_length, truncation)
-        return [e.ids for e in self._backend.encode_batch(list(texts), add_special_tokens=True)]
+        return [e.ids for e in self._truncating_at(max_length, truncation).encode_batch(list(texts), add_special_tokens=True)]
+
+    def _truncating_at(self, max_length: int, truncation: str) -> Any:  # noqa: ANN401 - a tokenizers.Tokenizer
+        backend = self._truncating.get((max_length, truncation))
+        if backend is None:
+            with self._lock:
+                backend = self._truncating.get((max_length, truncation))
+                if backend is None:
+                    backend = type(self._backend).from_str(self._backend.to_str())
+                    backend.enable_truncation(max_length, stride=0, strategy="longest_first", direction=truncation)
+                    self._truncating[(max_length, truncation)] = backend
+        return backend
 
 
 class TransformersTokenizer:
@@ -55,11 +69,13 @@ class TransformersTokenizer:
         from transformers import AutoTokenizer
 
         self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self._lock = threading.Lock()  # the truncation side is the tokenizer's state
         self.pad_token_id = self._tokenizer.pad_token_id or 0
 
     def encode(self, texts: Sequence[str], max_length: int, truncation: str = "right") -> list[list[int]]:
-        self._tokenizer.truncation_side = truncation
-        return self._tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        with self._lock:
+            self._tokenizer.truncation_side = truncation
+            return self._tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
 
 
 def load_tokenizer(model_dir: str | Path) -> Tokenizer:

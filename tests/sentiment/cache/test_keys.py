@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from sentiment.cache.keys import CacheKeys, cache_key
@@ -35,12 +37,40 @@ def test_cache_keys_match_tokenizer_and_memo_is_bounded(model_dir) -> None:  # n
     texts = ["I love you", "I LOVE YOU", "a" * 50, "I hate you", "great", "I love you"]
     reference = tok(texts, truncation=True, max_length=512)["input_ids"]
     expected = [cache_key("fp", ids) for ids in reference]
-    assert [e.key for e in keys.encode(texts)] == expected
-    assert [e.ids for e in keys.encode(texts)] == reference  # from the memo, same answer
+    assert [e.key for e in asyncio.run(keys.encode(texts))] == expected
+    assert [e.ids for e in asyncio.run(keys.encode(texts))] == reference  # from the memo, same answer
     assert len(keys._memo) == 3 and ("right", "a" * 50) not in keys._memo
     # the other end of a long text is another key; the ids are what the tokenizer gives
-    long_text = "good " * 600 + "bad " * 600
-    right, left = keys.encode([long_text], "right")[0], keys.encode([long_text], "left")[0]
+    long_text = "good " * 600 + "bad " * 600  # over offload_chars: tokenized in a thread
+    right, left = asyncio.run(keys.encode([long_text], "right"))[0], asyncio.run(keys.encode([long_text], "left"))[0]
     assert right.key != left.key and len(right.ids) == len(left.ids) == 512
     tok.truncation_side = "left"
     assert left.ids == tok([long_text], truncation=True, max_length=512)["input_ids"][0]
+
+
+class CountingTokenizer:
+    """The serving tokenizer, counting the texts it tokenizes and the threads it runs on."""
+
+    def __init__(self, tokenizer) -> None:  # noqa: ANN001
+        self.tokenizer, self.texts, self.threads = tokenizer, 0, set()
+        self.pad_token_id = tokenizer.pad_token_id
+
+    def encode(self, texts, max_length, truncation="right"):  # noqa: ANN001, ANN201
+        import threading
+
+        self.texts += len(texts)
+        self.threads.add(threading.current_thread().name)
+        return self.tokenizer.encode(texts, max_length, truncation)
+
+
+def test_a_repeated_long_text_is_tokenized_once_off_the_event_loop(model_dir) -> None:  # noqa: ANN001
+    import threading
+
+    counting = CountingTokenizer(load_tokenizer(model_dir))
+    keys = CacheKeys(counting, "fp", 512, offload_chars=4096)
+    long_text = "a long review that goes on and on " * 200  # 6,800 characters: over the memo's 512
+    encoded = asyncio.run(keys.encode([long_text] * 256 + ["short"]))
+    assert counting.texts == 2 and len({e.key for e in encoded[:256]}) == 1  # each distinct text once
+    assert threading.main_thread().name not in counting.threads  # the long texts went to a thread
+    asyncio.run(keys.encode(["short", "another short one"]))
+    assert counting.texts == 3 and threading.main_thread().name in counting.threads  # short: inline, memo hit

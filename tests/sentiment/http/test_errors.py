@@ -36,7 +36,7 @@ def test_the_asgi_answer_and_the_api_answer_are_the_same() -> None:
     admission = TextAdmission(0)
     with pytest.raises(Overloaded) as refused:
         admission.refuse_while_full()
-    reply = errors.overloaded(refused.value, retry_after_s=3)
+    reply = errors.reply_for(refused.value, retry_after_s=3)
     start, body = sent(reply, close=True)
     response = reply.response()
     assert start["status"] == response.status_code == 503

@@ -22,8 +22,10 @@ from sentiment.http.openapi import amend
 covered = {cls.__name__: sorted(sorted(v) for v in options.values() if isinstance(v, frozenset))
            for cls, options in service.Sentiment.middlewares}
 spec = amend({"paths": {"/classify": {"post": {"requestBody": {}, "responses": {}}}}}, api_keys=True)
+from sentiment.http.traffic import BoundedTrafficMetrics
 print(json.dumps({"api_routes": sorted(service.API_ROUTES), "covered": covered,
-                  "documented": sorted(spec["paths"]["/classify"]["post"]["responses"])}))
+                  "documented": sorted(spec["paths"]["/classify"]["post"]["responses"]),
+                  "labelled": sorted(BoundedTrafficMetrics.known)}))
 """
 
 
@@ -35,11 +37,14 @@ def test_renaming_the_route_in_one_place_moves_every_middleware_and_the_openapi_
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["api_routes"] == ["/classify"]
     covered = found["covered"]
-    # identity headers, body sizes, API keys, limits and shedding: all on the renamed route, none on the old one
+    # body sizes, API keys, limits and shedding: all on the renamed route, none on the old one
     assert set(covered) >= {"RequestIdentityMiddleware", "BodySizeMiddleware", "ApiKeyMiddleware", "RequestLimitsMiddleware"}
-    for name in ("RequestIdentityMiddleware", "BodySizeMiddleware", "ApiKeyMiddleware", "RequestLimitsMiddleware"):
+    for name in ("BodySizeMiddleware", "ApiKeyMiddleware", "RequestLimitsMiddleware"):
         assert covered[name] and all("/classify" in paths and "/predict" not in paths for paths in covered[name]), name
+    # identity headers and the access line are on every path but the probes, the renamed route included
+    assert all("/classify" not in paths for paths in covered["RequestIdentityMiddleware"])
     assert {"401", "413", "415", "503"} <= set(found["documented"])
+    assert "/classify" in found["labelled"] and "/predict" not in found["labelled"]  # BentoML's metrics follow too
 
 
 def test_the_service_declares_the_named_routes() -> None:
