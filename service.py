@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sentiment import __version__, logs, metrics, respawn
+from sentiment import __version__, logs, metrics, respawn, tracing
 from sentiment.batching.admission import CharAdmission, TextAdmission
 from sentiment.batching.connection import NEVER_RECYCLE, ModelService, check_never_recycled
 from sentiment.batching.merging import CallMerger
@@ -64,6 +64,10 @@ if settings.log_format == "json":
     logs.use_json_lines()
 # BentoML's access line writes the raw path (forgeable); sentiment/http/identity.py writes ours
 NO_BENTOML_ACCESS_LOG = {"access": {"enabled": False}}
+# BentoML's own tracing, off unless TRACING_ENDPOINT is set (sentiment/tracing.py)
+TRACING = tracing.bentoml_config(settings.tracing_endpoint, settings.tracing_protocol, settings.tracing_sample_rate)
+if TRACING:
+    tracing.enable()
 # One per public worker process, shared by predict() and the HTTP middleware.
 ADMISSION = TextAdmission(settings.max_queued_texts)
 TOKENIZING = CharAdmission(settings.max_tokenizing_chars)
@@ -97,6 +101,7 @@ def freeze_startup_objects() -> None:
     traffic={"timeout": settings.request_timeout_s},
     runner_connection=NEVER_RECYCLE,  # read by the public service's client (sentiment/batching/connection.py)
     logging=NO_BENTOML_ACCESS_LOG,
+    **({"tracing": TRACING} if TRACING else {}),
 )
 class SentimentModel:
     """The classifier behind the public service; texts from concurrent requests share batches."""
@@ -113,6 +118,8 @@ class SentimentModel:
         verify_bounded_traffic_metrics()  # tripwires: metric labels bounded, request values out of the log
         logs.check_request_values_hidden()
         respawn.check_respawn()  # tripwire: this worker comes back if it dies
+        if TRACING:
+            tracing.check_tracer_provider()
         # Request handling (the public service) is latency-critical and light; the
         # model takes whatever CPU is left, so it runs at a lower priority.
         os.nice(settings.model_nice)
@@ -207,6 +214,7 @@ def service_info(stored: StoredClassifier, scoring: Scoring, guard: dict | None,
     name="sentiment",
     traffic={"timeout": settings.request_timeout_s},
     logging=NO_BENTOML_ACCESS_LOG,
+    **({"tracing": TRACING} if TRACING else {}),
 )
 class Sentiment:
     """Public API: validation, prediction cache, and the call to the model service."""
@@ -218,6 +226,8 @@ class Sentiment:
         startup = StartupTimer("sentiment")
         verify_bounded_traffic_metrics()  # tripwires: metric labels bounded, request values out of the log
         logs.check_request_values_hidden()
+        if TRACING:
+            tracing.check_tracer_provider()
         stored = StoredClassifier.from_model(self.model_ref)
         with startup.stage("model_load"):  # tokenizer and config only: the model service holds the weights
             tokenizer = load_tokenizer(stored.path)

@@ -6,9 +6,11 @@ On a machine with a registry and PyPI/PyTorch access this is exactly
 
 The options cover the cases BentoML's defaults do not:
 
-  --variant V      full (default: every engine) or openvino (no torch: serves the model's
-                   OpenVINO export; about half the size), the IMAGE_VARIANT build argument
-                   of deployment/image/Dockerfile.template
+  --variant V      auto (default: the torch-free image when ENGINE=auto PRECISION=auto
+                   serve OpenVINO for the model, else the full one; the build says which
+                   and why), full (every engine) or openvino (no torch: serves the model's
+                   OpenVINO export; about half the size): the IMAGE_VARIANT build
+                   argument of deployment/image/Dockerfile.template
   --standin-base   no registry: build a local stand-in for the base image first
                    (scripts/standin_images.sh; once per machine)
   --wheelhouse D   torch's CPU build cannot be downloaded in the build: install it from
@@ -49,8 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-t", "--tag", default=os.environ.get("IMAGE_TAG", "sentiment:dev"), help="image tag")
     parser.add_argument("--backend", default=os.environ.get("CONTAINER_BACKEND"), choices=["buildah", "podman", "docker"],
                         help="bentoml containerize backend (default: buildah, else podman, else docker)")
-    parser.add_argument("--variant", default=os.environ.get("IMAGE_VARIANT", "full"), choices=["full", "openvino"],
-                        help="full: every engine; openvino: no torch, serves the OpenVINO export")
+    parser.add_argument("--variant", default=os.environ.get("IMAGE_VARIANT", "auto"), choices=["auto", "full", "openvino"],
+                        help="auto: the torch-free image when auto serves OpenVINO; full: every engine; openvino: no torch")
     parser.add_argument("--bento", help="containerize this Bento instead of building one")
     parser.add_argument("--standin-base", action="store_true", help="build a local stand-in for the base image if absent")
     parser.add_argument("--wheelhouse", type=Path, help="install torch (and any other pinned wheel found here) from this folder")
@@ -132,6 +134,20 @@ def prepare_inputs(wheelhouse: Path | None, extra_ca: Path | None) -> tuple[list
     return wheels, build_args
 
 
+def chosen_variant(bento: str, asked: str) -> tuple[str, str]:
+    """The image variant the build makes of `bento`, and why (deployment/image/Dockerfile.template decides the same)."""
+    if asked != "auto":
+        return asked, f"IMAGE_VARIANT={asked} asked for"
+    out = subprocess.run(
+        [sys.executable, "-c", "import bentoml, sys; print(bentoml.get(sys.argv[1]).path)", bento],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip().splitlines()[-1]
+    sys.path.insert(0, str(ROOT))
+    from sentiment.store.image_variant import variant_of_bento
+
+    return variant_of_bento(Path(out) / "models")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     backend = pick_backend(args.backend)
@@ -146,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     mount_inputs = bool(wheels or build_args)
     bento = args.bento or build_bento(variant_bentofile(wheels) if wheels else None)
     build_args.append(f"IMAGE_VARIANT={args.variant}")
-    print(f"build_image: containerizing {bento} ({args.variant} image) as {args.tag} with {backend}", file=sys.stderr)
+    variant, why = chosen_variant(bento, args.variant)
+    print(f"image variant: {variant}: {why}", file=sys.stderr)  # what the build's chooser stage decides too
+    print(f"build_image: containerizing {bento} ({variant} image) as {args.tag} with {backend}", file=sys.stderr)
 
     cmd = [*BENTOML, "containerize", bento, "-t", args.tag, "--backend", backend]
     if backend in ("buildah", "podman"):

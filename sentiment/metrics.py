@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from . import tracing
+
 _SIZE_BUCKETS = (64, 256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 _TOKEN_BUCKETS = (16, 64, 256, 1024, 4096, 16_384, 65_536)
@@ -136,9 +138,10 @@ STARTUP_SECONDS = Gauge(
 
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[None]:
-    """Times one named stage of the request path into STAGE_SECONDS."""
+    """Times one named stage of the request path into STAGE_SECONDS, and traces it (sentiment/tracing.py)."""
     start = time.perf_counter()
     try:
-        yield
+        with tracing.span(name):
+            yield
     finally:
         STAGE_SECONDS.labels(stage=name).observe(time.perf_counter() - start)

@@ -41,8 +41,10 @@ class Settings(BaseSettings):
 
     # --- adaptive batching (model service) --------------------------------
     max_batch_size: int = Field(64, ge=2)
-    # hard deadline of one text in the batch queue; past it BentoML answers 503
-    max_latency_ms: int = Field(20_000, ge=10)
+    # hard deadline of one text in the batch queue; past it BentoML answers 503. Just under
+    # REQUEST_TIMEOUT_S: the queue bound (MAX_QUEUED_TEXTS), not this deadline, limits waiting,
+    # and one valid request may hold 256 texts of 512 tokens
+    max_latency_ms: int = Field(55_000, ge=10)
     # longest the batcher may hold a request back to grow a batch while the
     # model is idle; 0 = dispatch as soon as the model is free (continuous batching)
     batch_wait_ms: float = Field(0.0, ge=0)
@@ -69,6 +71,12 @@ class Settings(BaseSettings):
     api_keys_grace_s: float = Field(5.0, ge=0)
     # GET /info needs the key too (it names the model, its labels and the limits); default: open like /health
     info_requires_key: bool = False
+
+    # --- traces -----------------------------------------------------------
+    # an OTLP collector's endpoint, e.g. http://otel-collector:4318/v1/traces; unset: no traces
+    tracing_endpoint: str | None = None
+    tracing_protocol: Literal["http", "grpc"] = "http"  # grpc needs opentelemetry-exporter-otlp-proto-grpc
+    tracing_sample_rate: float = Field(1.0, ge=0, le=1)
 
     # --- logs -------------------------------------------------------------
     # text (BentoML's format) | json: one JSON object per line, for log pipelines

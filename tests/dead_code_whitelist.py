@@ -23,3 +23,5 @@ binary_location  # selenium: the browser binary it starts (harness/browser.py)
 exc_text  # logging: a LogRecord's fields, read by the handlers' formatters (sentiment/logs.py)
 levelname  # logging
 levelno  # logging
+do_POST  # http.server: the handler of a POST (harness/otlp.py)
+log_message  # http.server: its request log, silenced (harness/otlp.py)

@@ -16,9 +16,12 @@ def build_tiny_model(path: Path) -> Path:
     return tiny_models.distilbert(path, ["NEGATIVE", "POSITIVE"])
 
 
-def render_overlay(overlay: str, api_key: str = "throw-away-test-key", redis_password: str = "throw-away-redis-password") -> str:
+def render_overlay(
+    overlay: str, api_key: str = "throw-away-test-key", redis_password: str = "throw-away-redis-password",
+    components: tuple[str, ...] = (),
+) -> str:
     """`kubectl kustomize` of an overlay, in a copy of deployment/ holding an API key file and a Redis
-    password file (as a user provides them)."""
+    password file (as a user provides them), with `components` (deployment/components/) added."""
     import tempfile
 
     kubectl = shutil.which("kubectl")
@@ -29,6 +32,9 @@ def render_overlay(overlay: str, api_key: str = "throw-away-test-key", redis_pas
         shutil.copytree(ROOT / "deployment", copy, ignore=shutil.ignore_patterns("api-keys.txt", "redis-password.txt"))
         (copy / "base" / "api-keys.txt").write_text(f"{api_key}\n")
         (copy / "base" / "redis-password.txt").write_text(redis_password)
+        if components:
+            with (copy / "overlays" / overlay / "kustomization.yaml").open("a") as fh:
+                fh.write("components:\n" + "".join(f"  - ../../components/{c}\n" for c in components))
         result = subprocess.run([kubectl, "kustomize", str(copy / "overlays" / overlay)], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(result.stderr)

@@ -78,7 +78,8 @@ def torch_wheelhouse() -> Path:
 
 @pytest.fixture(scope="module", params=["full", "openvino"])
 def image(bentoml_home: Path, request: pytest.FixtureRequest) -> str:
-    """Each image variant (deployment/image/Dockerfile.template), built as a user builds it."""
+    """Each image variant (deployment/image/Dockerfile.template), built as a user builds it: the full one
+    asked for, the torch-free one by default."""
     variant = request.param
     tag = f"{IMAGE}-{variant}"
     for tool in ("podman", "buildah", "debootstrap"):
@@ -92,7 +93,7 @@ def image(bentoml_home: Path, request: pytest.FixtureRequest) -> str:
 
     started = time.monotonic()
     cmd = [sys.executable, str(ROOT / "scripts" / "build_image.py"), "-t", tag, "--backend", "buildah",
-           "--variant", variant, "--wheelhouse", str(torch_wheelhouse())]
+           "--wheelhouse", str(torch_wheelhouse())] + (["--variant", "full"] if variant == "full" else [])
     ca = extra_ca_bundle()
     if ca is not None:
         cmd += ["--extra-ca", str(ca)]
@@ -100,6 +101,10 @@ def image(bentoml_home: Path, request: pytest.FixtureRequest) -> str:
                            capture_output=True, text=True, timeout=1200)
     assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
     assert build.stdout.strip().splitlines()[-1] == tag
+    said = re.search(r"image variant: (\w+): (.*)", build.stdout + build.stderr)
+    assert said and said.group(1) == variant, (build.stdout + build.stderr)[-4000:]  # which, and why
+    if variant == "openvino":
+        assert "serve openvino/fp32" in said.group(2) and "no torch needed" in said.group(2)
     timings["bentoml build + containerize"] = time.monotonic() - started
     size = int(podman("image", "inspect", tag, "--format", "{{.Size}}").stdout.strip())
     report(request, f"container stage ({variant} image): " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
@@ -140,7 +145,7 @@ def in_image(image: str, script: str) -> str:
 def test_image_is_lean(image: str) -> None:
     """No build toolchain, VCS or installer cache; the torch-free variant has no torch and no torch weights."""
     variant = image.rsplit("-", 1)[1]
-    assert in_image(image, "echo $IMAGE_VARIANT").strip() == variant
+    assert in_image(image, "cat /app/image-variant").strip() == variant
     tools = "for t in gcc cc make git curl; do command -v $t; done; ls -d /root/.cache 2>/dev/null; true"
     assert in_image(image, tools).split() == []
     site = "/app/.venv/lib/python3.11/site-packages"
@@ -269,3 +274,96 @@ def test_kube_play_minikube_deployment(image: str, tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr[-2000:]
     assert podman("pod", "exists", pod, check=False).returncode != 0
     assert set(podman("ps", "-a", "-q").stdout.split()) <= containers_before  # nothing left running
+
+
+def infra_ip(pod: str) -> str:
+    """The pod's address on podman's network (its infra container's)."""
+    infra = json.loads(podman("pod", "inspect", pod).stdout)
+    infra = infra[0] if isinstance(infra, list) else infra
+    details = json.loads(podman("inspect", infra["InfraContainerID"]).stdout)[0]
+    return next(n["IPAddress"] for n in details["NetworkSettings"]["Networks"].values() if n.get("IPAddress"))
+
+
+def secret_as_host_path(pod: dict, secrets: dict[str, dict], secrets_dir: Path) -> None:
+    """Each Secret volume of `pod` becomes a hostPath holding the Secret's files (podman 4.3, as above)."""
+    for volume in [v for v in pod["volumes"] if "secret" in v]:
+        folder = secrets_dir / volume["name"]
+        folder.mkdir(exist_ok=True)
+        for name, data in secrets[volume.pop("secret")["secretName"]]["data"].items():
+            (folder / name).write_bytes(base64.b64decode(data))
+            (folder / name).chmod(0o444)
+        folder.chmod(0o755)
+        volume["hostPath"] = {"path": str(folder), "type": "Directory"}
+
+
+@pytest.mark.parametrize("image", ["openvino"], indirect=True)
+def test_kube_play_one_redis_shared_by_two_replicas(image: str, tmp_path: Path) -> None:
+    """The shared-redis component: two API pods and one Redis pod. A text one pod scored is a cache hit
+    on the other; with the shared Redis killed, both keep answering (their circuit breakers).
+
+    Stand-ins beside those of podman_kube_yaml: the two replicas are two copies of the
+    Deployment (podman runs one pod per Deployment) whose emptyDir volumes get names of their
+    own (podman keys them by name: the copies would share /tmp, BentoML's sockets included),
+    and the API pods reach Redis by its pod's address on podman's network, where a cluster
+    resolves the Service name `sentiment-redis`."""
+    key = "kube-play-shared-key"
+    docs = [d for d in yaml.safe_load_all(render_overlay("minikube", api_key=key, components=("shared-redis",))) if d]
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    api = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "sentiment")
+    redis = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "sentiment-redis")
+    assert config["data"]["REDIS_URL"] == "redis://sentiment-redis:6379/0" and not api["spec"]["template"]["spec"].get("initContainers")
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    redis_pod = redis["spec"]["template"]["spec"]
+    redis_pod["containers"][0]["imagePullPolicy"] = "IfNotPresent"
+    secret_as_host_path(redis_pod, secrets, secrets_dir)
+    redis_manifest = tmp_path / "redis.yaml"
+    redis_manifest.write_text(yaml.safe_dump(redis, sort_keys=False))
+
+    ports, replicas = {}, []
+    for name in ("sentiment-a", "sentiment-b"):
+        replica = yaml.safe_load(yaml.safe_dump(api))
+        replica["metadata"]["name"] = name
+        pod = replica["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        container["image"] = image
+        for volume in [v for v in pod["volumes"] if "emptyDir" in v]:
+            for mount in [m for m in container["volumeMounts"] if m["name"] == volume["name"]]:
+                mount["name"] = f"{name}-{volume['name']}"
+            volume["name"] = f"{name}-{volume['name']}"
+        ports[name] = free_port()
+        next(p for p in container["ports"] if p["name"] == "http").update(hostPort=ports[name], hostIP="127.0.0.1")
+        secret_as_host_path(pod, secrets, secrets_dir)
+        replicas.append(replica)
+    api_manifest = tmp_path / "replicas.yaml"
+    auth = {"Authorization": f"Bearer {key}"}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    scrape = lambda name: parse_metrics(httpx.get(f"{urls[name]}/metrics", timeout=10).text)  # noqa: E731
+    predict = lambda name, texts: httpx.post(f"{urls[name]}/predict", json={"text": texts}, headers=auth, timeout=60)  # noqa: E731
+    try:
+        podman("kube", "play", str(redis_manifest))
+        config["data"]["REDIS_URL"] = f"redis://{infra_ip('sentiment-redis-pod-0')}:6379/0"  # the Service's name, resolved
+        api_manifest.write_text(yaml.safe_dump_all([config, *replicas], sort_keys=False))
+        podman("kube", "play", str(api_manifest))
+        for name in urls:
+            wait_ready(urls[name], lambda name=name: podman("logs", f"{name}-pod-0-api", check=False).stderr)
+        text = [f"scored once for both replicas {uuid.uuid4().hex}"]
+        assert predict("sentiment-a", text).status_code == 200
+        before = scrape("sentiment-b")
+        second = predict("sentiment-b", text)
+        after = scrape("sentiment-b")
+        assert second.status_code == 200
+        assert metric_sum(after, "sentiment_cache_lookups_total", backend="redis", result="hit") \
+            - metric_sum(before, "sentiment_cache_lookups_total", backend="redis", result="hit") == 1  # A's entry
+        assert metric_sum(after, "sentiment_model_texts_total") == metric_sum(before, "sentiment_model_texts_total")
+
+        podman("pod", "kill", "sentiment-redis-pod-0")  # the shared Redis goes away
+        answers = [predict(name, [f"redis is gone {i} {uuid.uuid4().hex}"]) for i in range(3) for name in urls]
+        assert [a.status_code for a in answers] == [200] * 6  # no request lost
+        for name in urls:
+            assert metric_sum(scrape(name), "sentiment_cache_errors_total", backend="redis") > 0  # noticed, and skipped
+    finally:
+        for manifest in (api_manifest, redis_manifest):
+            if manifest.exists():
+                podman("kube", "down", str(manifest), check=False)

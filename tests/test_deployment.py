@@ -17,18 +17,20 @@ from tests.helpers import render_overlay
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 
 OVERLAYS = ["minikube", "aks"]
+RENDERINGS = [*OVERLAYS, "minikube+shared-redis", "aks+shared-redis"]  # an overlay, + components
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
 
 def render(overlay: str) -> str:
-    return render_overlay(overlay)
+    name, *components = overlay.split("+")
+    return render_overlay(name, components=tuple(components))
 
 
 def objects(overlay: str) -> dict[str, dict]:
     return {f"{o['kind']}/{o['metadata']['name']}": o for o in yaml.safe_load_all(render(overlay)) if o}
 
 
-@pytest.fixture(scope="module", params=OVERLAYS)
+@pytest.fixture(scope="module", params=RENDERINGS)
 def rendered(request, tmp_path_factory) -> tuple[str, Path]:  # noqa: ANN001
     path = tmp_path_factory.mktemp("render") / f"{request.param}.yaml"
     path.write_text(render(request.param))
@@ -221,17 +223,9 @@ def test_aks_states_its_istio_requirements() -> None:
     assert int(drain["terminationDrainDuration"].rstrip("s")) <= pod["terminationGracePeriodSeconds"]
 
 
-def test_the_istio_init_exemption_keeps_restricted_as_warnings(tmp_path: Path) -> None:
+def test_the_istio_init_exemption_keeps_restricted_as_warnings() -> None:
     """Without Istio CNI the documented component exempts the namespace from enforcement only."""
-    import shutil
-
-    copy = tmp_path / "deployment"
-    shutil.copytree(ROOT / "deployment", copy, ignore=shutil.ignore_patterns("api-keys.txt", "redis-password.txt"))
-    (copy / "base" / "api-keys.txt").write_text("k\n")
-    (copy / "base" / "redis-password.txt").write_text("p")
-    with (copy / "overlays" / "aks" / "kustomization.yaml").open("a") as fh:
-        fh.write("components:\n  - ../../components/istio-init-exemption\n")
-    out = subprocess.run(["kubectl", "kustomize", str(copy / "overlays" / "aks")], capture_output=True, text=True, check=True).stdout
+    out = render_overlay("aks", components=("istio-init-exemption",))
     (namespace,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Namespace"]
     labels = namespace["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
@@ -313,3 +307,29 @@ def _answers(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_the_shared_redis_serves_every_replica_and_admits_only_them() -> None:
+    objs = objects("minikube+shared-redis")
+    pod = objs["Deployment/sentiment"]["spec"]["template"]["spec"]
+    assert not pod.get("initContainers")  # no sidecar
+    assert objs["ConfigMap/sentiment-config"]["data"]["REDIS_URL"] == "redis://sentiment-redis:6379/0"
+    assert objs["Service/sentiment-redis"]["spec"]["ports"] == [{"name": "redis", "port": 6379, "targetPort": "redis"}]
+    redis_pod = objs["Deployment/sentiment-redis"]["spec"]["template"]
+    assert objs["Service/sentiment-redis"]["spec"]["selector"] == redis_pod["metadata"]["labels"]
+    # the same Secret for both sides, the same ACL as the sidecar
+    secret_of = lambda spec, name: next(v for v in spec["volumes"] if v["name"] == name)["secret"]["secretName"]  # noqa: E731
+    assert secret_of(redis_pod["spec"], "password") == secret_of(pod, "redis-password")
+    (script,) = redis_pod["spec"]["containers"][0]["args"]
+    sidecar_script = objects("minikube")["Deployment/sentiment"]["spec"]["template"]["spec"]["initContainers"][0]["args"][0]
+    acl = lambda text: text.split("printf '", 1)[1].split("\\n'", 1)[0]  # noqa: E731
+    assert acl(script) == acl(sidecar_script)
+    # in: only the API's pods; out: nothing. The API may reach Redis and DNS, nothing else
+    policy = objs["NetworkPolicy/sentiment-redis"]["spec"]
+    assert selected(policy["podSelector"]) == {"app.kubernetes.io/name": "sentiment", "app.kubernetes.io/component": "redis"}
+    (admitted,) = policy["ingress"]
+    assert selected(admitted["from"][0]["podSelector"])["app.kubernetes.io/component"] == "api" and policy["egress"] == []
+    egress = objs["NetworkPolicy/sentiment"]["spec"]["egress"]
+    assert [selected(rule["to"][0]["podSelector"]) for rule in egress] == [
+        {"app.kubernetes.io/name": "sentiment", "app.kubernetes.io/component": "redis"}, {"k8s-app": "kube-dns"},
+    ]

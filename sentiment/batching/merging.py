@@ -20,13 +20,14 @@ or another request sharing them, works out from them how long it waited.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .. import metrics
+from .. import metrics, tracing
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,11 +47,12 @@ class Waits:
 
 @dataclass(frozen=True)
 class CallTimes:
-    """One model-service call's texts: queued here, sent, answered (time.perf_counter)."""
+    """One model-service call's texts: queued here, sent, answered (time.perf_counter), and its span."""
 
     queued_at: float
     sent_at: float
     answered_at: float
+    span: Any = None  # the call's trace span context (sentiment/tracing.py), for the requests that shared it
 
     def waited(self, since: float) -> Waits:
         """The part of this call a request that started waiting at `since` waited through."""
@@ -69,6 +71,7 @@ class _Pending:
     items: list[Any]
     future: asyncio.Future[Any]
     queued_at: float
+    context: contextvars.Context  # the caller's (its trace): the call runs in the first caller's
 
 
 class CallMerger(Generic[T, R]):
@@ -89,7 +92,7 @@ class CallMerger(Generic[T, R]):
             now = time.perf_counter()
             return Answer([], CallTimes(now, now, now))
         future: asyncio.Future[Answer[R]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(list(items), future, time.perf_counter()))
+        self._pending.append(_Pending(list(items), future, time.perf_counter(), contextvars.copy_context()))
         self._dispatch()
         # A caller that goes away cancels only its own future: the call it shares
         # goes on for the others.
@@ -108,7 +111,7 @@ class CallMerger(Generic[T, R]):
             if not taken:
                 return
             self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._run(taken))
+            task = asyncio.get_running_loop().create_task(self._run(taken), context=taken[0].context)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -128,7 +131,8 @@ class CallMerger(Generic[T, R]):
 
         try:
             metrics.MODEL_TEXTS.inc(len(items))
-            results = await self._call(items)
+            with tracing.span("model_call", texts=len(items), requests=len(taken)) as call_span:
+                results = await self._call(items)
             answered_at = time.perf_counter()
             release()
             if len(results) != len(items):
@@ -136,7 +140,7 @@ class CallMerger(Generic[T, R]):
             offset = 0
             for pending in taken:
                 if not pending.future.done():
-                    times = CallTimes(pending.queued_at, sent_at, answered_at)
+                    times = CallTimes(pending.queued_at, sent_at, answered_at, call_span.get_span_context())
                     pending.future.set_result(Answer(list(results[offset : offset + len(pending.items)]), times))
                 offset += len(pending.items)
         except asyncio.CancelledError:

@@ -183,7 +183,7 @@ class RedisBackend:
             return False, None
         start = time.perf_counter()
         try:
-            result = await asyncio.wait_for(coro_factory(), timeout=self._timeout)
+            result = await self._within_timeout(coro_factory())
         except Exception as exc:  # noqa: BLE001 - any Redis trouble degrades to a miss
             self.breaker.failure()
             kind = "timeout" if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) else "connection"
@@ -193,6 +193,20 @@ class RedisBackend:
         metrics.REDIS_SECONDS.labels(op=op).observe(time.perf_counter() - start)
         self.breaker.success()
         return True, result
+
+    async def _within_timeout(self, call: Awaitable[T]) -> T:
+        """The call's result, or TimeoutError once the timeout has passed: never later.
+
+        asyncio.wait_for would wait for the cancelled call to finish, and a call to a Redis
+        that vanished from the network (a killed pod: no reset, no answer) can take that
+        long to close its connection. The call is cancelled and left to finish on its own."""
+        task = asyncio.ensure_future(call)
+        done, _ = await asyncio.wait({task}, timeout=self._timeout)
+        if task in done:
+            return task.result()
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: asyncio stays quiet
+        raise TimeoutError(f"no answer within {self._timeout * 1000:.0f} ms")
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:

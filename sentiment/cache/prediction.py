@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from .. import metrics
+from .. import metrics, tracing
 from ..batching.admission import Permit, TextAdmission
 from ..batching.merging import Answer, CallTimes, Waits
 from .backends import CacheBackend, Scores, decode_scores, encode_scores
@@ -96,10 +96,15 @@ class PredictionCache:
                 job.add_done_callback(self._job_done)
                 waiting.update((key, self._inflight[key]) for key in mine)
             answers = await asyncio.gather(*(asyncio.shield(future) for future in waiting.values()))
-        waits = Waits()
-        for key, (logits, times) in zip(waiting, answers):
-            found[key] = logits
-            waits |= times.waited(since)
+            waits = Waits()
+            for key, (logits, times) in zip(waiting, answers):
+                found[key] = logits
+                waits |= times.waited(since)
+            calls = {(t.span.trace_id, t.span.span_id): t.span for _, t in answers if t.span}.values()  # each call, once
+            for call in calls:
+                tracing.link_to(call)
+            tracing.annotate(computed=len(mine), shared=len(waiting) - len(mine), model_calls=len(calls),
+                             queue_ms=round(waits.queue_s * 1000, 3), inference_ms=round(waits.inference_s * 1000, 3))
         return Found(found, waits)
 
     def _claim(self, keys: Sequence[str]) -> tuple[list[str], dict[str, asyncio.Future[tuple[Scores, CallTimes]]]]:

@@ -25,6 +25,7 @@ import time
 import uuid
 from typing import Any
 
+from .. import tracing
 from ..batching.merging import Waits
 from ..logs import escape
 
@@ -58,6 +59,7 @@ class RequestIdentityMiddleware:
             return
         logged = scope.get("path") not in self.quiet_paths
         request_id = _client_id(dict(scope.get("headers") or []).get(b"x-request-id")) or uuid.uuid4().hex
+        tracing.annotate(request_id=request_id)  # on BentoML's span of this request
         start = time.perf_counter()
         status = 0
 

@@ -21,11 +21,12 @@ import importlib.util
 import logging
 import time
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from . import cpu
+
+if TYPE_CHECKING:  # numpy is imported where logits are made: the image build reads this module without it
+    import numpy as np
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
 
@@ -149,6 +150,8 @@ class OpenVINOEngine:
         self.load_seconds = {"engine_read": read - start, "engine_compile": time.perf_counter() - read}
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         result = self._request.infer({"input_ids": input_ids, "attention_mask": attention_mask})
         return np.array(result[0], dtype=np.float32)  # a copy: the request's buffer is reused
 

@@ -148,3 +148,28 @@ def test_redis_round_trip_ttl_and_recovery(clock: FakeClock) -> None:
         run(scenario())
     finally:
         redis.kill()
+
+
+def test_a_redis_that_never_answers_costs_no_more_than_the_timeout() -> None:
+    """A Redis gone from the network (no reset, no answer), and a client that takes long to give up:
+    each call is a miss once the timeout has passed, however long the client's own clean-up takes."""
+    async def scenario() -> None:
+        backend = RedisBackend("redis://127.0.0.1:1/0", timeout_ms=50, breaker=CircuitBreaker(100, 60))
+        stuck = asyncio.Event()
+
+        async def never_answers(*_: object) -> None:
+            try:
+                await stuck.wait()
+            except asyncio.CancelledError:
+                await asyncio.sleep(30)  # a connection that takes its time to close (a vanished peer)
+                raise
+
+        backend._client.mget = never_answers
+        errors = connection_errors()
+        timeouts = metric_sum(parse_metrics(generate_latest().decode()), "sentiment_cache_errors_total", backend="redis", kind="timeout")
+        answers = await asyncio.wait_for(asyncio.gather(*(backend.get_many(["a"]) for _ in range(5))), timeout=5)
+        assert answers == [[None]] * 5  # every call answered (a miss) long before the client's clean-up ends
+        assert connection_errors() == errors + 5
+        assert metric_sum(parse_metrics(generate_latest().decode()), "sentiment_cache_errors_total", backend="redis", kind="timeout") == timeouts + 5
+
+    run(scenario())
