@@ -33,7 +33,7 @@ from sentiment.batching.connection import NEVER_RECYCLE, ModelService, check_nev
 from sentiment.batching.merging import CallMerger
 from sentiment.batching.policy import install_batch_policy, verify_batch_policy
 from sentiment.cache.backends import CircuitBreaker, MemoryBackend, RedisBackend
-from sentiment.cache.keys import CacheKeys
+from sentiment.cache.keys import CacheKeys, TextUnits
 from sentiment.cache.prediction import PredictionCache
 from sentiment.drain import ActivityTracker, defer_sigterm_until_idle
 from sentiment.http import errors, routes
@@ -47,10 +47,12 @@ from sentiment.http.openapi import OpenAPIDocMiddleware
 from sentiment.http.page import IndexPage
 from sentiment.http.schemas import (
     BatchingLimits, Health, LabelScore, ModelInfo, PredictRequest, PredictResponse, RequestLimits, ServedBy, ServiceInfo,
+    TextDetails,
 )
 from sentiment.http.traffic import install_bounded_traffic_metrics, verify_bounded_traffic_metrics
 from sentiment.model.scoring import Scoring
 from sentiment.model.tokenization import load_tokenizer
+from sentiment.model.windows import Windowing
 from sentiment.settings import get_settings
 from sentiment.startup import StartupTimer
 from sentiment.store.model_store import StoredClassifier
@@ -235,6 +237,7 @@ class Sentiment:
         engine, precision = serving_pair(self.model_ref)
         # scores of one engine/precision are never served as another's
         self.keys = CacheKeys(tokenizer, f"{stored.fingerprint}-{engine}-{precision}", stored.max_length)
+        self.max_tokens = stored.max_length
         if settings.redis_url:
             breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
             password = Path(settings.redis_password_file).read_text().strip() if settings.redis_password_file else None
@@ -265,28 +268,43 @@ class Sentiment:
         top_k: int | None = None,
         raw_scores: bool = False,
         truncation: Literal["right", "left"] = "right",
+        long_text: Literal["truncate", "chunk"] = "truncate",
+        window: int | None = None,
+        stride: int | None = None,
+        details: bool = False,
     ) -> PredictResponse | Response:
         """Classify texts. Every label of the model is returned, in label-id order, unless top_k is given."""
         if not text:
-            return PredictResponse(predictions=[])
+            return PredictResponse(predictions=[], details=[] if details else None)
+        windowing = None
+        if long_text == "chunk":  # never wider than the model's window; windows never leave text out
+            width = min(window or settings.chunk_window, self.max_tokens)
+            windowing = Windowing(width, min(stride or settings.chunk_stride, width - 8))
         try:
             with metrics.stage("tokenize"), TOKENIZING.acquire(sum(map(len, text))):
-                encoded = await self.keys.encode(text, truncation)
-            found = await self.cache.get_or_compute(encoded, self.model_calls, ADMISSION)
+                units = await self.keys.encode(text, truncation, windowing)
+            found = await self.cache.get_or_compute([w for u in units for w in u.windows], self.model_calls, ADMISSION)
         except errors.ANSWERABLE as exc:
             reply = errors.reply_for(exc, settings.retry_after_s)
             ctx.response.status_code = reply.status  # BentoML applies the context's status to any response
             return reply.response()
         with metrics.stage("respond"):
             ctx.response.headers.update(timing_headers(found.waits))
-            return PredictResponse(predictions=[self._answer(found.logits[e.key], top_k, raw_scores) for e in encoded])
+            rows = [self.scoring.aggregate([found.logits[w.key] for w in u.windows]) for u in units]
+            return PredictResponse(
+                predictions=[self._answer(row, top_k, raw_scores) for row in rows],
+                details=[self._details(u, found.hits) for u in units] if details else None,
+            )
+
+    @staticmethod
+    def _details(units: TextUnits, hits: frozenset[str]) -> TextDetails:
+        return TextDetails(
+            tokens=units.tokens, truncated=units.truncated, windows=len(units.windows),
+            cached=all(w.key in hits for w in units.windows),
+        )
 
     def _answer(self, logits: list[float], top_k: int | None, raw_scores: bool) -> list[LabelScore]:
-        scores = logits if raw_scores else self.scoring.scores(logits)
-        pairs = list(zip(self.scoring.labels, scores))
-        if top_k is not None:  # as transformers' pipeline: best first
-            pairs = sorted(pairs, key=lambda pair: pair[1], reverse=True)[:top_k]
-        return [LabelScore(label=label, score=score) for label, score in pairs]
+        return [LabelScore(label=label, score=score) for label, score in self.scoring.answer(logits, top_k, raw_scores)]
 
 
 # Every API route of the public service (protected by API keys, limited, measured).

@@ -4,6 +4,7 @@
     python train_or_import.py train --base ID_OR_DIR --train FILE [--eval FILE] [--epochs N]
     python train_or_import.py eval --data FILE [--tag distilbert-sst2:latest] [--engine E] [--precision P]
     python train_or_import.py guard --data FILE [--tag ...] [--record]
+    python train_or_import.py score --input FILE --output FILE [--column text] [--url URL [--api-key KEY]]
 
 The store is BentoML's (`$BENTOML_HOME/models`, default ~/bentoml/models).
 Offline machines pass a local `save_pretrained` directory as the source.
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from sentiment.model.engines import ENGINES, PRECISIONS, EngineUnavailable
 from sentiment.store.data import DataError, Example, read_labelled
 from sentiment.store.model_store import DEFAULT_NAME, DEFAULT_SOURCE, ModelSourceError, load_pretrained, save_to_store
+from sentiment.store.score_file import ScoreFileError
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -180,6 +182,36 @@ def cmd_guard(args: argparse.Namespace) -> None:
     _print_served(stored)
 
 
+def cmd_score(args: argparse.Namespace) -> None:
+    import os
+    from pathlib import Path
+
+    from sentiment.store.score_file import Options, http_scorer, local_scorer, score_file
+
+    options = Options(long_text=args.long_text, truncation=args.truncation, top_k=args.top_k)
+    if args.url:
+        scorer = http_scorer(args.url.rstrip("/"), args.api_key or os.environ.get("SENTIMENT_API_KEY"), options)
+        where = args.url
+    else:
+        from sentiment.model.windows import Windowing
+        from sentiment.settings import get_settings
+        from sentiment.store.guard import served_pair
+        from sentiment.store.model_store import StoredClassifier
+
+        stored = _stored(args.tag)
+        engine, precision = served_pair(stored.path, stored.info.metadata.get("precision_guard"), "auto", "auto")
+        info = StoredClassifier.from_model(stored)
+        settings = get_settings()
+        width = min(settings.chunk_window, info.max_length)
+        windowing = Windowing(width, min(settings.chunk_stride, width - 8))
+        scorer = local_scorer(info.path, info.max_length, engine, precision, options, windowing)
+        where = f"{stored.tag} in process ({engine}/{precision})"
+    outcome = score_file(Path(args.input), Path(args.output), args.column, scorer, options, batch_size=args.batch_size)
+    resumed = f", {outcome.skipped} done by an earlier run" if outcome.skipped else ""
+    print(f"scored {outcome.rows} rows of {args.input} with {where} into {args.output}{resumed}; "
+          f"at most {outcome.peak_buffered} rows in memory")
+
+
 def _print_guard(results: dict, n_texts: int, tag: str = "") -> None:  # noqa: ANN001
     from sentiment.store.guard import MAX_ACCURACY_DROP, MIN_AGREEMENT
 
@@ -243,6 +275,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use only the first N rows")
     p.add_argument("--record", action="store_true", help="store the verdicts in the model's metadata (for PRECISION=auto)")
     p.set_defaults(func=cmd_guard)
+
+    p = sub.add_parser("score", help="score a CSV/TSV/JSONL file of texts, through a running service or in process")
+    p.add_argument("--input", required=True, help="CSV, TSV or JSONL (by its extension), streamed")
+    p.add_argument("--output", required=True, help="same format: the input's fields plus label and score; a run "
+                   "interrupted is resumed by running it again")
+    p.add_argument("--column", default="text", help="the column or field holding the text (default text)")
+    p.add_argument("--url", help="a running service (e.g. http://127.0.0.1:3000); default: the model in this process")
+    p.add_argument("--api-key", help="for --url, if the service needs one (also SENTIMENT_API_KEY)")
+    p.add_argument("--tag", default=f"{DEFAULT_NAME}:latest", help="without --url: the stored model, on its fastest guarded pair")
+    p.add_argument("--long-text", default="truncate", choices=["truncate", "chunk"])
+    p.add_argument("--truncation", default="right", choices=["right", "left"])
+    p.add_argument("--top-k", type=int, help="label_1, score_1, ... label_K, score_K instead of the best label")
+    p.add_argument("--batch-size", type=int, default=64, help="rows per request (and rows held in memory)")
+    p.set_defaults(func=cmd_score)
     return parser
 
 
@@ -250,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ModelSourceError, DataError, EngineUnavailable) as exc:
+    except (ModelSourceError, DataError, EngineUnavailable, ScoreFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -221,11 +221,20 @@ length-sorted batches of 32; agreement is with torch fp32's labels.
 
 Uncached throughput at saturation (best 5-second rate of texts through the model):
 {f['http_uncached_texts_per_s']:.1f} sentences/s; past it the service sheds load with 503.
-
+{long_reviews_section(results)}
 ## Charts
 
 {images}
 """
+
+
+def long_reviews_section(results: dict[str, Any]) -> str:
+    """The long-review accuracy table (benchmark/long_reviews.py), when the run measured it."""
+    if not results.get("long_reviews"):
+        return ""
+    from benchmark.long_reviews import table
+
+    return f"\n## Long texts: truncation and chunking (substitute model)\n\n{table(results['long_reviews'])}\n"
 
 
 def write_report(results: dict[str, Any], out: Path) -> dict[str, Any]:

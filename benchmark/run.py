@@ -10,7 +10,9 @@ writes `summary.md`, `results.json` and PNG charts into the output folder.
    a = batch 32 of 16-token sentences, b = batch 1 of 16 tokens,
    c = SST-2 dev in length-sorted batches of 32 (token ids prepared beforehand).
 2. guard: `train_or_import.py import --eval dev.tsv` of the substitute model
-   (../shared): agreement and accuracy per pair, and the pair `auto` chooses.
+   (../shared): agreement and accuracy per pair, and the pair `auto` chooses; then (not
+   with --quick) the long-review table: right and left truncation and the ways to
+   aggregate a long text's windows (benchmark/long_reviews.py).
 3. end to end, full-size model served with that pair, Redis cache, k6 on the same cores:
    W1 32 clients x 1 unique text, W2 16 clients x 8 unique texts, W3 1 client x 1 text,
    saturation (rising arrival rate), the course scenario (first, on the fresh server),
@@ -218,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         sub_path, meta = stored(sub_home)
         results["guard"] = meta.get("precision_guard", {})
         served = choose(results["guard"], supported_pairs(sub_path))
+        if not args.quick:  # a few minutes: the long-review accuracy table (benchmark/long_reviews.py)
+            from benchmark import long_reviews
+
+            progress("long reviews: truncation and chunking, 160 reviews from SST-2 dev")
+            results["long_reviews"] = long_reviews.measure(SUBSTITUTE, 160, 7)
     if args.serve:
         served = tuple(args.serve.split("/"))  # type: ignore[assignment]
     results["served"] = pair_key(*served)

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     max_texts: int = Field(256, ge=1)
     max_text_chars: int = Field(20_000, ge=1)
 
+    # --- long texts (long_text: "chunk") ----------------------------------
+    # windows of this many tokens (never more than the model's window), starting this many
+    # tokens of text apart; a request may ask for smaller ones
+    chunk_window: int = Field(512, ge=32)
+    chunk_stride: int = Field(384, ge=1)
+
     # --- adaptive batching (model service) --------------------------------
     max_batch_size: int = Field(64, ge=2)
     # hard deadline of one text in the batch queue; past it BentoML answers 503. Just under

@@ -25,3 +25,5 @@ levelname  # logging
 levelno  # logging
 do_POST  # http.server: the handler of a POST (harness/otlp.py)
 log_message  # http.server: its request log, silenced (harness/otlp.py)
+_details_only_when_asked  # pydantic: the serializer of PredictResponse
+cached  # pydantic: a field of TextDetails, set by keyword and serialised (sentiment/http/schemas.py)

@@ -68,3 +68,25 @@ def test_report_folder_has_summary_charts_and_results(tmp_path: Path) -> None:
     assert "| Course p99 lower than on today's path (torch/bf16) | 40.0 ms vs 60.0 ms | met |" in summary
     assert "| openvino/int8 | 500.0 | 260.0 | 300.0 | 99.54% | 89.68% | pass |" in summary
     assert json.loads((tmp_path / "results.json").read_text())["served"] == "openvino/int8"
+
+
+def test_the_long_review_table_is_in_the_report(tmp_path: Path) -> None:
+    from benchmark.long_reviews import fresh_tokens, methods
+
+    run = synthetic_run()
+    run["long_reviews"] = {
+        "reviews": 3, "seed": 7, "window": 512, "stride": 384, "engine": "openvino/fp32",
+        "tokens": {"min": 600, "median": 1500, "max": 3000}, "windows": {"min": 2, "max": 8, "total": 15},
+        "counts": {"all": 3, "start": 1, "middle": 1, "end": 1},
+        "accuracy": {"mean of window logits": {"all": 2 / 3, "start": 1.0, "middle": 1.0}},
+    }
+    write_report(run, tmp_path)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Long texts: truncation and chunking" in summary
+    assert "| mean of window logits | 66.7% | 100.0% | 100.0% | 0.0% |" in summary
+    assert "python -m benchmark.long_reviews --reviews 3 --seed 7" in summary
+    # the methods, on two windows: the first says negative mildly, the second positive strongly
+    chosen = methods([[0.2, -0.2], [-3.0, 3.0]], fresh_tokens(700, 2, 510, 384))
+    assert chosen["right truncation (first window)"] == 0 and chosen["left truncation (last window)"] == 1
+    assert chosen["mean of window logits"] == 1 and chosen["most confident window"] == 1
+    assert fresh_tokens(700, 2, 510, 384) == [510, 190]

@@ -27,10 +27,11 @@ Model = Callable[[list[list[int]]], Awaitable[Answer[Scores]]]
 
 @dataclass(frozen=True)
 class Found:
-    """Logits of every distinct key of a request, and what the request waited for the model."""
+    """Logits of every distinct key of a request, which came from the cache, and what the request waited for the model."""
 
     logits: dict[str, Scores]
     waits: Waits = field(default_factory=Waits)
+    hits: frozenset[str] = frozenset()
 
 
 class PredictionCache:
@@ -80,9 +81,10 @@ class PredictionCache:
         since = time.perf_counter()
         with metrics.stage("cache_lookup"):
             found = await self.lookup([text.key for text in texts])
+        hits = frozenset(found)
         missed = {text.key: text.ids for text in texts if text.key not in found}
         if not missed:
-            return Found(found)
+            return Found(found, hits=hits)
         with metrics.stage("model"):
             mine, waiting = self._claim(list(missed))
             if mine:
@@ -105,7 +107,7 @@ class PredictionCache:
                 tracing.link_to(call)
             tracing.annotate(computed=len(mine), shared=len(waiting) - len(mine), model_calls=len(calls),
                              queue_ms=round(waits.queue_s * 1000, 3), inference_ms=round(waits.inference_s * 1000, 3))
-        return Found(found, waits)
+        return Found(found, waits, hits)
 
     def _claim(self, keys: Sequence[str]) -> tuple[list[str], dict[str, asyncio.Future[tuple[Scores, CallTimes]]]]:
         """Split missed keys into those this call computes and those already in flight."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_serializer
 
 from ..settings import get_settings
 
@@ -50,11 +50,39 @@ class PredictRequest(bentoml.IODescriptor):
         "right", description='Which end of a text longer than the model\'s window is cut: "right" keeps the start, "left" the end.',
         examples=["right"],
     )
+    long_text: Literal["truncate", "chunk"] = Field(
+        "truncate",
+        description='A text longer than the model\'s window: "truncate" cuts it (see truncation); "chunk" scores '
+        "overlapping windows of it (each batched and cached like a text) and answers with the most confident one "
+        "(per label for a multi-label model, the mean for regression).",
+        examples=["truncate"],
+    )
+    window: Annotated[int, Field(strict=True, ge=32, le=_settings.chunk_window)] = Field(
+        None, description=f"With chunk: tokens per window (default and most {_settings.chunk_window}, never more than the model's window).",
+        examples=[_settings.chunk_window],
+    )
+    stride: Annotated[int, Field(strict=True, ge=1)] = Field(
+        None, description=f"With chunk: tokens of text between the starts of two windows (default {_settings.chunk_stride}; "
+        "at most the window less 8: a larger stride is taken as that, so that no text is skipped).",
+        examples=[_settings.chunk_stride],
+    )
+    details: Annotated[bool, Field(strict=True)] = Field(
+        False, description="Add `details`: per text, the tokens the model saw, whether it was truncated, the windows "
+        "scored, and whether the answer came from the cache.", examples=[False],
+    )
+
 
 
 class LabelScore(BaseModel):
     label: str
     score: float
+
+
+class TextDetails(BaseModel):
+    tokens: int = Field(description="Tokens the model saw, special tokens included (every window's, once).")
+    truncated: bool = Field(description="Whether the text was cut to the model's window (long_text: truncate).")
+    windows: int = Field(description="Windows scored: 1 unless the text was chunked.")
+    cached: bool = Field(description="Whether every window's answer came from the cache.")
 
 
 class PredictResponse(BaseModel):
@@ -65,6 +93,14 @@ class PredictResponse(BaseModel):
         "softmax for single-label classifiers (they sum to 1), a sigmoid per label for "
         "multi-label ones, the raw value for regression; logits with raw_scores.",
     )
+    details: list[TextDetails] | None = Field(None, description="With details: one entry per input text, in input order.")
+
+    @model_serializer(mode="wrap")
+    def _details_only_when_asked(self, handler):  # noqa: ANN001, ANN202
+        data = handler(self)
+        if data.get("details") is None:
+            data.pop("details", None)  # a request without details is answered exactly as before
+        return data
 
 
 class Health(BaseModel):

@@ -29,6 +29,18 @@ class Tokenizer(Protocol):
         """Token ids with special tokens, at most `max_length`; `truncation` says which end is cut."""
         ...
 
+    def encode_truncating(self, texts: Sequence[str], max_length: int, truncation: str = "right") -> list[tuple[list[int], bool]]:
+        """As `encode`, with whether each text was cut."""
+        ...
+
+    def encode_content(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids without special tokens, not truncated (to cut into windows)."""
+        ...
+
+    def frame(self) -> tuple[list[int], list[int]]:
+        """The special tokens around one text: (before, after), e.g. ([CLS], [SEP])."""
+        ...
+
 
 class FastTokenizer:
     """The model's tokenizer.json through the `tokenizers` library; safe to call from several threads.
@@ -43,12 +55,23 @@ class FastTokenizer:
 
         self._backend = Backend.from_file(str(Path(model_dir) / TOKENIZER_FILE))
         self._backend.no_padding()  # padding is the engine's business (sentiment/model/inference.py)
+        self._backend.no_truncation()  # a saved tokenizer.json may carry the truncation it was trained with
         self._truncating: dict[tuple[int, str], Any] = {}
         self._lock = threading.Lock()
         self.pad_token_id = _pad_token_id(Path(model_dir), self._backend)
 
     def encode(self, texts: Sequence[str], max_length: int, truncation: str = "right") -> list[list[int]]:
         return [e.ids for e in self._truncating_at(max_length, truncation).encode_batch(list(texts), add_special_tokens=True)]
+
+    def encode_truncating(self, texts: Sequence[str], max_length: int, truncation: str = "right") -> list[tuple[list[int], bool]]:
+        encodings = self._truncating_at(max_length, truncation).encode_batch(list(texts), add_special_tokens=True)
+        return [(e.ids, bool(e.overflowing)) for e in encodings]
+
+    def encode_content(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self._backend.encode_batch(list(texts), add_special_tokens=False)]
+
+    def frame(self) -> tuple[list[int], list[int]]:
+        return _frame(self._backend.encode("a", add_special_tokens=True).ids, self._backend.encode("a", add_special_tokens=False).ids)
 
     def _truncating_at(self, max_length: int, truncation: str) -> Any:  # noqa: ANN401 - a tokenizers.Tokenizer
         backend = self._truncating.get((max_length, truncation))
@@ -77,11 +100,33 @@ class TransformersTokenizer:
             self._tokenizer.truncation_side = truncation
             return self._tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
 
+    def encode_truncating(self, texts: Sequence[str], max_length: int, truncation: str = "right") -> list[tuple[list[int], bool]]:
+        ids = self.encode(texts, max_length, truncation)
+        with self._lock:
+            full = self._tokenizer(list(texts), truncation=False)["input_ids"]
+        return [(x, len(f) > len(x)) for x, f in zip(ids, full)]
+
+    def encode_content(self, texts: Sequence[str]) -> list[list[int]]:
+        with self._lock:
+            return self._tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+
+    def frame(self) -> tuple[list[int], list[int]]:
+        with self._lock:
+            return _frame(self._tokenizer("a")["input_ids"], self._tokenizer("a", add_special_tokens=False)["input_ids"])
+
 
 def load_tokenizer(model_dir: str | Path) -> Tokenizer:
     if (Path(model_dir) / TOKENIZER_FILE).is_file():
         return FastTokenizer(model_dir)
     return TransformersTokenizer(model_dir)
+
+
+def _frame(framed: list[int], bare: list[int]) -> tuple[list[int], list[int]]:
+    """Split a probe text's ids with special tokens into what comes before and after its own ids."""
+    for start in range(len(framed) - len(bare) + 1):
+        if framed[start : start + len(bare)] == bare:
+            return framed[:start], framed[start + len(bare) :]
+    raise ValueError("the tokenizer's special tokens are not around the text: windows need a tokenizer that frames it")
 
 
 def _pad_token_id(model_dir: Path, backend: Any) -> int:  # noqa: ANN401 - a tokenizers.Tokenizer

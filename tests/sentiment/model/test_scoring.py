@@ -65,3 +65,18 @@ def test_predicted_class_is_the_largest_value() -> None:
     assert predicted_class([0.1, 0.7, 0.2]) == 1
     assert predicted_class([-3.0, -1.0]) == 1
     assert predicted_class([0.5, 0.5]) == 0  # ties: the first label, as argmax
+
+
+def test_windows_aggregate_to_what_each_function_means(tmp_path: Path) -> None:
+    def scoring(config: dict) -> Scoring:
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        return Scoring.from_model_dir(tmp_path)
+
+    windows = [[2.0, -1.0], [0.5, 0.25], [-3.0, 1.5]]
+    softmax = scoring({"id2label": {"0": "NEG", "1": "POS"}})
+    assert softmax.aggregate(windows[:1]) == windows[0]  # one window: the text's own logits, untouched
+    assert softmax.aggregate(windows) == [-3.0, 1.5]  # the most confident window (POS at 0.989, beats NEG at 0.953)
+    sigmoid = scoring({"id2label": {"0": "a", "1": "b"}, "problem_type": "multi_label_classification"})
+    assert sigmoid.aggregate(windows) == [2.0, 1.5]  # label by label, the window that finds it most
+    regression = scoring({"id2label": {"0": "rating"}})
+    assert regression.aggregate([[1.0], [2.0], [6.0]]) == [3.0]
