@@ -1,6 +1,6 @@
 """Put a sentiment classifier into the BentoML model store: import one, fine-tune one, or evaluate one.
 
-    python train_or_import.py import [--source ID_OR_DIR] [--name distilbert-sst2] [--eval FILE]
+    python train_or_import.py import [--source ID_OR_DIR] [--name distilbert-sst2] [--eval FILE] [--calibrate FILE]
     python train_or_import.py train --base ID_OR_DIR --train FILE [--eval FILE] [--epochs N]
     python train_or_import.py eval --data FILE [--tag distilbert-sst2:latest] [--engine E] [--precision P]
     python train_or_import.py guard --data FILE [--tag ...] [--record]
@@ -10,7 +10,8 @@ The store is BentoML's (`$BENTOML_HOME/models`, default ~/bentoml/models).
 Offline machines pass a local `save_pretrained` directory as the source.
 
 Every import and training run also stores the OpenVINO export (fp32 and
-weight-only int8) next to the weights. With `--eval FILE` (held-out labelled
+int8) next to the weights: int8 of weights only, or with `--calibrate FILE` of
+weights and activations, calibrated and chosen on that file's texts. With `--eval FILE` (held-out labelled
 data) it then runs the accuracy guard for every engine x precision this CPU
 can run and records the verdicts: `ENGINE=auto PRECISION=auto` (the service's
 defaults) serve the fastest pair that passed. Without `--eval` they serve fp32.
@@ -31,14 +32,32 @@ from sentiment.store.score_file import ScoreFileError
 
 def cmd_import(args: argparse.Namespace) -> None:
     evaluation = read_labelled(args.eval, limit=args.eval_limit) if args.eval else None
+    calibration = _calibration(args, evaluation)
     model, tokenizer = load_pretrained(args.source)
     stored = save_to_store(
         args.name, model, tokenizer, source=args.source, export=not args.no_export,
-        evaluate=_guard_on(evaluation, args.eval) if evaluation else None,
+        evaluate=_guard_on(evaluation, args.eval) if evaluation else None, calibration=calibration,
     )
     meta = stored.info.metadata
     print(f"imported {stored.tag}: labels={meta['labels']} max_length={meta['max_length']} fingerprint={meta['fingerprint']}")
     _print_served(stored)
+
+
+def _calibration(args: argparse.Namespace, evaluation: Sequence[Example] | None):  # noqa: ANN202
+    """The texts static int8 is calibrated and chosen on, without the guard's (`sentiment/store/int8.py`)."""
+    if not args.calibrate:
+        return None
+    from sentiment.store.data import read_texts
+    from sentiment.store.int8 import RECIPES, Calibration
+
+    calibration = Calibration(
+        read_texts(args.calibrate), source=args.calibrate,
+        excluded=frozenset(e.sentence for e in evaluation or ()),
+        calibration_size=args.calibration_size, selection_size=args.selection_size,
+        recipes=tuple(args.int8_recipe or RECIPES),
+    )
+    calibration.slices()  # too few texts: said now, before the model is loaded and exported
+    return calibration
 
 
 def _guard_on(examples: Sequence[Example], source: str):  # noqa: ANN202
@@ -144,7 +163,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     stored = save_to_store(
         args.name, model, tokenizer, source=args.base, extra_metadata=metadata,
-        evaluate=_guard_on(evaluation, args.eval) if evaluation else None,
+        evaluate=_guard_on(evaluation, args.eval) if evaluation else None, calibration=_calibration(args, evaluation),
     )
     print(f"saved {stored.tag}")
     _print_served(stored)
@@ -233,6 +252,17 @@ def _stored(tag: str):  # noqa: ANN202
         raise ModelSourceError(f"no model {tag} in the store (run `python train_or_import.py import` first)") from None
 
 
+def _calibration_arguments(p: argparse.ArgumentParser) -> None:
+    from sentiment.store.int8 import CALIBRATION_SIZE, RECIPES, SELECTION_SIZE
+
+    p.add_argument("--calibrate", metavar="FILE", help="TSV/CSV with a sentence column (e.g. the training file, never "
+                   "the --eval file): OpenVINO int8 quantizes activations too, calibrated and chosen on its texts")
+    p.add_argument("--calibration-size", type=int, default=CALIBRATION_SIZE, help="texts to calibrate int8 on")
+    p.add_argument("--selection-size", type=int, default=SELECTION_SIZE, help="other texts to choose the int8 recipe on")
+    p.add_argument("--int8-recipe", action="append", choices=list(RECIPES),
+                   help="try only this recipe (repeatable; default: all of sentiment/store/int8.py's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -243,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", help="held-out labelled TSV/CSV: run the accuracy guard for every engine x precision and record it")
     p.add_argument("--eval-limit", type=int, help="use only the first N eval rows")
     p.add_argument("--no-export", action="store_true", help="store the torch weights only (no OpenVINO export)")
+    _calibration_arguments(p)
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("train", help="fine-tune a sequence classifier on labelled data and store it")
@@ -257,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use only the first N training rows")
     p.add_argument("--eval-limit", type=int, help="use only the first N eval rows")
     p.add_argument("--seed", type=int, default=42)
+    _calibration_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="print the accuracy of a stored model on a labelled file")

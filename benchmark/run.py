@@ -6,20 +6,24 @@ Starts what it needs (model stores in a temporary BENTOML_HOME, `redis-server`,
 `bentoml serve`), runs bounded scenarios one after another, stops everything,
 writes `summary.md`, `results.json` and PNG charts into the output folder.
 
-1. raw: every engine/precision this CPU runs, in process, full-size model:
-   a = batch 32 of 16-token sentences, b = batch 1 of 16 tokens,
+1. guard: `train_or_import.py import --eval dev.tsv --calibrate train.tsv` of the
+   substitute model (../shared): int8 of activations calibrated and its recipe chosen on
+   SST-2 train, then agreement and accuracy per pair on dev, and the pair `auto` chooses;
+   then (not with --quick) the long-review table: right and left truncation and the ways
+   to aggregate a long text's windows (benchmark/long_reviews.py).
+2. raw: every engine/precision this CPU runs, in process, full-size model (int8 by the
+   recipe chosen in 1): a = batch 32 of 16-token sentences, b = batch 1 of 16 tokens,
    c = SST-2 dev in length-sorted batches of 32 (token ids prepared beforehand).
-2. guard: `train_or_import.py import --eval dev.tsv` of the substitute model
-   (../shared): agreement and accuracy per pair, and the pair `auto` chooses; then (not
-   with --quick) the long-review table: right and left truncation and the ways to
-   aggregate a long text's windows (benchmark/long_reviews.py).
 3. end to end, full-size model served with that pair, Redis cache, k6 on the same cores:
    W1 32 clients x 1 unique text, W2 16 clients x 8 unique texts, W3 1 client x 1 text,
    saturation (rising arrival rate), the course scenario (first, on the fresh server),
    cached requests (10 clients),
-   then BentoML's HTTP ceiling (a no-op service, same load as the cached run) and the
-   course scenario once more on today's path (ENGINE=torch, PRECISION=bf16 where the CPU
-   has it, else fp32).
+   then BentoML's HTTP ceiling (a no-op service under the cached run's load, and under
+   W1's and W3's: H_32 and H_1) and the course scenario once more on today's path
+   (ENGINE=torch, PRECISION=bf16 where the CPU has it, else fp32).
+The report's targets are ratios to ceilings measured in the same run (E_a, E_b: the
+served pair in process; L1, L3: engine and HTTP work sharing the cores), with the CPU
+model and flags it ran on.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ SHARED = ROOT.parent / "shared"
 OFFICIAL_CONFIG = SHARED / "models" / "distilbert-sst2-official-config"
 SUBSTITUTE = SHARED / "models" / "distilbert-sst2-minilm"
 SST2_DEV = SHARED / "data" / "sst2" / "dev.tsv"
+SST2_TRAIN = SHARED / "data" / "sst2" / "train.tsv"
+NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 K6 = Path(sys.executable).parent / "k6"
 WORDS = ("the a film movie story plot acting cast ending music was is felt seemed great awful dull "
          "brilliant moving boring clever tired warm cold funny sad long short").split()
@@ -80,6 +86,24 @@ def import_model(source: Path, home: Path, *extra: str) -> str:
         check=True, cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True,
     ).stdout
     return out
+
+
+def calibrate_arguments(recipe: str | None = None, selection: int | None = None) -> list[str]:
+    """`import` options for int8 of activations, calibrated on SST-2 train (never the guard's dev file)."""
+    if not SST2_TRAIN.is_file():
+        return []
+    return ["--calibrate", str(SST2_TRAIN), *(["--int8-recipe", recipe] if recipe else []),
+            *(["--selection-size", str(selection)] if selection else [])]
+
+
+def cpu_description() -> dict:
+    from sentiment.model.cpu import available_cpus, cpu_flags
+
+    model = next((line.partition(":")[2].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown")
+    flags = cpu_flags()
+    return {"model": model, "cores": available_cpus(), "amx": "amx_int8" in flags,
+            "flags": [f for f in NOTABLE_FLAGS if f in flags]}
 
 
 def stored(home: Path) -> tuple[str, dict]:
@@ -155,6 +179,11 @@ def wait_idle(url: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{url} still has texts queued after {timeout}s")
 
 
+# what a scenario records from the server: batch fill, and the stages of the request path
+SERVER_METRICS = ("sentiment_batch_texts_", "sentiment_stage_duration_seconds_sum", "sentiment_stage_duration_seconds_count",
+                  "sentiment_inference_duration_seconds_sum")
+
+
 def k6(script: str, env: dict[str, str], out_dir: Path, name: str, metrics_url: str | None = None) -> dict:
     summary, points = out_dir / f"{name}-summary.json", out_dir / f"{name}-points.csv"
     if metrics_url:
@@ -170,7 +199,7 @@ def k6(script: str, env: dict[str, str], out_dir: Path, name: str, metrics_url: 
     data["started"], data["points"] = _points(points)
     if metrics_url:
         after = parse_metrics(httpx.get(f"{metrics_url}/metrics", timeout=10).text)
-        data["server_metrics"] = {k: after[k] - before.get(k, 0.0) for k in after if k.startswith("sentiment_batch_texts_")}
+        data["server_metrics"] = {k: after[k] - before.get(k, 0.0) for k in after if k.startswith(SERVER_METRICS)}
     return data
 
 
@@ -204,27 +233,32 @@ def main(argv: list[str] | None = None) -> int:
     seconds = lambda s: f"{max(5, int(s * scale))}s"  # noqa: E731
     results: dict = {"quick": args.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
 
-    model_dir = args.model or full_size_model(OFFICIAL_CONFIG, work / "model")
-    results["model"] = str(args.model) if args.model else "DistilBERT (official config, random weights)"
-    home = work / "bentoml-home"
-    import_model(model_dir, home)  # exports the OpenVINO IR the raw table and the service use
-    stored_path, _ = stored(home)
-    progress(f"model: {results['model']}")
-    results["raw"] = raw_throughput(stored_path, seconds=4 * scale + 1)
-
-    results["guard"], served = {}, ("torch", "fp32")
+    results["cpu"] = cpu_description()
+    results["guard"], served, recipe = {}, ("torch", "fp32"), None
     if SUBSTITUTE.is_dir() and SST2_DEV.is_file():
-        progress("guard: import --eval of the substitute model (SST-2 dev)")
+        progress("guard: import --eval of the substitute model (SST-2 dev), int8 calibrated on SST-2 train")
         sub_home = work / "substitute-home"
-        import_model(SUBSTITUTE, sub_home, "--eval", str(SST2_DEV))
+        import_model(SUBSTITUTE, sub_home, "--eval", str(SST2_DEV), *calibrate_arguments())
         sub_path, meta = stored(sub_home)
         results["guard"] = meta.get("precision_guard", {})
+        results["int8_recipe"] = recipe = meta.get("exports", {}).get("openvino_int8", {}).get("recipe")
         served = choose(results["guard"], supported_pairs(sub_path))
         if not args.quick:  # a few minutes: the long-review accuracy table (benchmark/long_reviews.py)
             from benchmark import long_reviews
 
             progress("long reviews: truncation and chunking, 160 reviews from SST-2 dev")
             results["long_reviews"] = long_reviews.measure(SUBSTITUTE, 160, 7)
+
+    model_dir = args.model or full_size_model(OFFICIAL_CONFIG, work / "model")
+    results["model"] = str(args.model) if args.model else "DistilBERT (official config, random weights)"
+    home = work / "bentoml-home"
+    # the OpenVINO IR the raw table and the service use; int8 by the recipe chosen for the substitute
+    # model (a recipe cannot be chosen on random weights), so its speed is what that recipe costs
+    import_model(model_dir, home, *calibrate_arguments(recipe, selection=64))
+    stored_path, _ = stored(home)
+    progress(f"model: {results['model']}")
+    results["raw"] = raw_throughput(stored_path, seconds=4 * scale + 1)
+
     if args.serve:
         served = tuple(args.serve.split("/"))  # type: ignore[assignment]
     results["served"] = pair_key(*served)
@@ -266,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         noop = start_server(home, work, service="benchmark.noop_service:Noop")
         try:
             results["noop"] = k6(clients, {"BASE_URL": noop.url, **cached_env}, args.out, "noop")
+            progress("HTTP ceilings H_32 and H_1: the no-op service under W1's and W3's load")
+            for name, vus in (("noop_w1", 32), ("noop_w3", 1)):
+                results[name] = k6(clients, {"BASE_URL": noop.url, "VUS": str(vus), "TEXTS": "1",
+                                             "DURATION": seconds(20)}, args.out, name)
         finally:
             noop.stop()
         progress(f"course scenario on today's path ({results['baseline']})")

@@ -5,16 +5,24 @@ from __future__ import annotations
 import pytest
 
 from harness.processes import start_server
+from sentiment.store.int8 import RECIPES, choose_recipe
+from tests.conftest import SST2_TRAIN
 from tests.test_train_or_import import cli, stored_metadata
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
 
 def test_import_with_eval_guards_every_pair_then_auto_serves_the_fast_path(real_model_dir, sst2_dev, tmp_path) -> None:  # noqa: ANN001
-    out = cli("import", "--source", str(real_model_dir), "--eval", str(sst2_dev), home=tmp_path).stdout
+    calibrate = ("--calibrate", str(SST2_TRAIN)) if SST2_TRAIN.is_file() else ()
+    out = cli("import", "--source", str(real_model_dir), "--eval", str(sst2_dev), *calibrate, home=tmp_path).stdout
     print(out)
     meta = stored_metadata(tmp_path, "distilbert-sst2:latest")
     guard = meta["precision_guard"]
+    if calibrate:  # int8 of activations, its recipe chosen on SST-2 train texts, then judged on dev like the rest
+        int8 = meta["exports"]["openvino_int8"]
+        assert int8["calibrated"] is True and int8["recipe"] == choose_recipe(int8["tried"])
+        assert set(int8["tried"]) == set(RECIPES)
+        assert all(r["selection_flips"] >= 0 and r["texts_per_s"] > 0 for r in int8["tried"].values())
     assert meta["eval_accuracy"] == pytest.approx(0.8979, abs=1e-4)
     # torch int8 (dynamic quantization) is measured and refused: 96.4% agreement, 89.8% -> 88.8%
     assert guard["torch/int8"]["passed"] is False and guard["torch/int8"]["agreement"] < 0.995

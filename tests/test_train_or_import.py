@@ -183,3 +183,36 @@ def test_eval_of_bf16_on_a_cpu_without_it_exits_with_the_service_s_message(tmp_p
     assert service_says == "cannot serve torch/bf16: this CPU has no AVX512-BF16/AMX"
     assert result.returncode == 2 and f"error: {service_says}" in result.stderr and "Traceback" not in result.stderr
     assert "precision=bf16" not in result.stdout  # never reported as bf16 after running fp32
+
+
+def fake_quantize_ops(ir: Path) -> int:
+    """FakeQuantize nodes in an OpenVINO IR: static int8 of activations puts one before each quantized input."""
+    return ir.read_text().count('type="FakeQuantize"')
+
+
+def test_import_with_calibrate_quantizes_activations_chosen_on_texts_the_guard_never_sees(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from sentiment.store.int8 import RECIPES, choose_recipe
+
+    train = labelled_slice(SST2_TRAIN, tmp_path / "train.tsv", 200)
+    dev = labelled_slice(SST2_DEV, tmp_path / "dev.tsv", 30)
+    cli("import", "--source", str(tiny_model_dir), "--name", "plain", home=tmp_path)
+    result = cli("import", "--source", str(tiny_model_dir), "--eval", str(dev), "--calibrate", str(train),
+                 "--calibration-size", "60", "--selection-size", "100", home=tmp_path)
+    meta = stored_metadata(tmp_path, "distilbert-sst2:latest")
+    int8 = meta["exports"]["openvino_int8"]
+    assert int8["calibrated"] is True and int8["source"] == str(train)
+    assert (int8["calibration_texts"], int8["selection_texts"]) == (60, 100)
+    assert set(int8["tried"]) == set(RECIPES)  # every recipe was tried and judged on the selection slice
+    assert int8["recipe"] == choose_recipe(int8["tried"])
+    assert f"int8: stored recipe {int8['recipe']!r}" in result.stderr
+    assert "openvino/int8" in meta["precision_guard"]  # then the unchanged guard judges it on --eval
+    models = tmp_path / "models"
+    calibrated = next(p for p in models.glob("distilbert-sst2/*/openvino/int8.xml"))
+    weight_only = next(p for p in models.glob("plain/*/openvino/int8.xml"))
+    assert fake_quantize_ops(calibrated) > 0 and fake_quantize_ops(weight_only) == 0
+    assert stored_metadata(tmp_path, "plain:latest")["exports"]["openvino_int8"]["calibrated"] is False
+
+    few = labelled_slice(SST2_TRAIN, tmp_path / "few.tsv", 5)
+    refused = cli("import", "--source", str(tiny_model_dir), "--calibrate", str(few), home=tmp_path, check=False)
+    assert refused.returncode == 2 and "too few texts for static int8" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -5,8 +5,9 @@
               fp32 | bf16 (autocast, needs AVX512-BF16/AMX) | int8 (dynamic quantization)
     openvino  a graph runtime, 2x torch at batch 1 on these CPUs.
               fp32 (f32 hint: OpenVINO's default on bf16-capable CPUs is bf16)
-              | bf16 (bf16 hint) | int8 (NNCF weight-only INT8_SYM; OpenVINO
-              quantizes activations dynamically at run time, so no calibration data)
+              | bf16 (bf16 hint) | int8 (weights and activations, calibrated at import
+              with `--calibrate FILE`: sentiment/store/int8.py; else weights only);
+              what int8 leaves in float runs in f32
 
 Exports are made once, when a model is imported or trained
 (`export_openvino`), and stored inside the model's folder in the BentoML model

@@ -2,6 +2,7 @@
 
     model_store.py  import into BentoML's store: weights, tokenizer, exports, metadata, fingerprint
     guard.py        the accuracy guard over engine x precision, and the pair ENGINE/PRECISION=auto serves
+    int8.py         int8 of activations too: calibrated, and its recipe chosen, on texts the guard never sees
     data.py         labelled text files (TSV/CSV, the GLUE SST-2 format)
 
 Written offline by `train_or_import.py`; the services only read it.

@@ -19,6 +19,7 @@ from typing import Any
 import bentoml
 
 from ..model.scoring import Scoring
+from .int8 import Calibration, quantize_calibrated, weight_only_record
 
 logger = logging.getLogger(__name__)
 
@@ -79,13 +80,15 @@ def save_to_store(
     extra_metadata: dict[str, Any] | None = None,
     evaluate: Callable[[str], dict[str, Any]] | None = None,
     export: bool = True,
+    calibration: Calibration | None = None,
 ) -> bentoml.Model:
     """Save a transformers model and tokenizer as a new version of `name`.
 
     The graph-runtime exports (`sentiment/model/engines.py`) are made here, next to the
     weights, and checked against torch; `evaluate(saved_dir)` may add metadata
     (accuracy, the guard's verdicts) measured on the saved files before the
-    version is committed to the store.
+    version is committed to the store. With `calibration`, the OpenVINO int8 export
+    quantizes activations too (`sentiment/store/int8.py`); without, weights only.
     """
     max_length = int(
         min(
@@ -96,7 +99,7 @@ def save_to_store(
     with bentoml.models.create(name) as stored:
         model.save_pretrained(stored.path)
         tokenizer.save_pretrained(stored.path)
-        exports = export_engines(model, stored.path, max_length) if export else {}
+        exports = export_engines(model, stored.path, max_length, calibration) if export else {}
         stored.info.metadata.update(
             {
                 "source": source,
@@ -121,7 +124,7 @@ PROBE_TEXTS = (
 )
 
 
-def export_engines(model: Any, path: str, max_length: int) -> dict[str, Any]:  # noqa: ANN401
+def export_engines(model: Any, path: str, max_length: int, calibration: Calibration | None = None) -> dict[str, Any]:  # noqa: ANN401
     """OpenVINO IR of the model (fp32 and int8) in `path`, when OpenVINO is installed.
 
     The fp32 export must give torch's scores (|diff| <= 1e-4 on a few texts of
@@ -145,7 +148,11 @@ def export_engines(model: Any, path: str, max_length: int) -> dict[str, Any]:  #
             worst = max(worst, *(abs(x - y) for x, y in zip(a, b)))
     if worst > 1e-4:
         raise EngineUnavailable(f"the OpenVINO export differs from torch by {worst:.2e} (> 1e-4) on {len(PROBE_TEXTS)} probe texts")
-    return {"openvino": [p.name for p in written], "openvino_fp32_max_diff": worst}
+    int8_record = None
+    if any(p.name == "int8.xml" for p in written):
+        int8_record = quantize_calibrated(path, calibration, max_length) if calibration else weight_only_record()
+    return {"openvino": [p.name for p in written], "openvino_fp32_max_diff": worst,
+            **({"openvino_int8": int8_record} if int8_record else {})}
 
 
 def readable_by_any_user(path: str) -> None:

@@ -1,0 +1,162 @@
+"""int8 of weights *and* activations for the OpenVINO export, calibrated and chosen on
+data the accuracy guard never sees.
+
+Weight-only int8 (`engines.export_openvino`, no data needed) dequantizes on CPUs
+without int8 activation kernels and gains little there; only static quantization of
+the activations uses the integer kernels (VNNI, AMX). That needs calibration data, and
+its error depends on the recipe. So, at import, from the user's own texts
+(`train_or_import.py import --calibrate FILE`, e.g. SST-2 `train.tsv`):
+
+1. the texts are shuffled (fixed seed) and cut into a calibration slice and a
+   selection slice; texts of the guard's file are removed from both;
+2. every recipe in `RECIPES` is calibrated on the calibration slice;
+3. each is run on the selection slice beside the fp32 export: the recipe that changes
+   the fewest labels wins, ties go to the lower mean logit error on the hardest texts
+   (those with the lowest fp32 margins: the substitute model was fine-tuned on SST-2
+   train, so most of its margins there are wide and only the narrow ones tell recipes
+   apart). Speed is recorded, not chosen on: a faster recipe that changes more labels
+   here changed more on SST-2 dev too (README, "int8");
+4. the winner is stored as the model's `openvino/int8.xml`; the guard then judges it
+   on the held-out file like every other pair.
+
+Done once, offline, stored with the model version; never at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..model.engines import openvino_files
+from .data import DataError
+
+# The recipes tried, fixed before any model was seen (README, "Engines and precision"):
+#  - NNCF's transformer model type keeps the attention's softmax/LayerNorm inputs in
+#    float (without it, 131 flips on SST-2 dev were measured);
+#  - keeping the FFN output projection and the classification head in float: the residual
+#    stream of BERT-like models carries large outliers after the FFN (Bondarenko, Nagel,
+#    Blankevoort, EMNLP 2021); the head decides the label from few values;
+#  - SmoothQuant, which moves activation outliers into the weights.
+FFN_OUTPUT = [
+    r".*\.ffn\.lin2/.*",  # DistilBERT
+    r".*\.layer\.\d+\.output\.dense/.*",  # BERT, RoBERTa (not attention.output.dense)
+]
+HEAD = [r".*(pre_classifier|classifier)(\.\w+)*/.*"]
+RECIPES: dict[str, dict[str, Any]] = {
+    "transformer": {},
+    "transformer, FFN output and head in float": {"ignored": FFN_OUTPUT + HEAD},
+    "transformer, head in float": {"ignored": HEAD},
+    "transformer, SmoothQuant 0.5": {"smooth_quant": 0.5},
+}
+CALIBRATION_SIZE = 300
+SELECTION_SIZE = 2000
+MIN_TEXTS = 10
+HARDEST = 300  # selection texts with the lowest fp32 margins
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The user's texts for static int8, and where they came from."""
+
+    texts: list[str]
+    source: str
+    excluded: frozenset[str] = frozenset()  # the guard's texts: never calibrated or selected on
+    calibration_size: int = CALIBRATION_SIZE
+    selection_size: int = SELECTION_SIZE
+    recipes: tuple[str, ...] = tuple(RECIPES)  # one, to reproduce a choice made on another model
+
+    def slices(self) -> tuple[list[str], list[str]]:
+        pool = sorted({t for t in self.texts if t.strip() and t not in self.excluded})  # sorted: no set-order dependence
+        random.Random(SEED).shuffle(pool)
+        calibration = pool[: self.calibration_size]
+        selection = pool[self.calibration_size : self.calibration_size + self.selection_size]
+        if len(calibration) < MIN_TEXTS or len(selection) < MIN_TEXTS:
+            raise DataError(f"{self.source}: too few texts for static int8 ({len(calibration)} to calibrate, "
+                            f"{len(selection)} to choose a recipe on; at least {MIN_TEXTS} of each)")
+        return calibration, selection
+
+
+def quantize_calibrated(model_dir: str | Path, calibration: Calibration, max_length: int,
+                        log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Store the best recipe's int8 model as `openvino/int8.xml`; return what was tried, for the metadata."""
+    import nncf
+    import numpy as np
+    import openvino as ov
+
+    from ..model.inference import Classifier
+    from ..model.scoring import Scoring, predicted_class
+    from ..model.tokenization import load_tokenizer
+
+    if not Scoring.from_model_dir(model_dir).is_classifier:
+        raise DataError("static int8 is chosen by the labels it keeps: a regression model keeps weight-only int8")
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    nncf.set_log_level(logging.ERROR)  # its progress tables would bury the import's own output
+    calib_texts, selection = calibration.slices()
+    tokenizer = load_tokenizer(model_dir)
+    calib_ids = tokenizer.encode(calib_texts, max_length)
+    selection_ids = tokenizer.encode(selection, max_length)
+
+    def feed(ids: list[int]) -> dict[str, np.ndarray]:
+        row = np.array([ids], dtype=np.int64)
+        return {"input_ids": row, "attention_mask": np.ones_like(row)}
+
+    dataset = nncf.Dataset(calib_ids, feed)
+    fp32_path, int8_path = openvino_files(model_dir, "fp32"), openvino_files(model_dir, "int8")
+    reference = np.array(Classifier(model_dir, engine="openvino", precision="fp32", max_length=max_length).logits(selection_ids))
+    reference_labels = [predicted_class(row) for row in reference]  # the guard's notion of a label
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    hardest = np.argsort(top2[:, 1] - top2[:, 0])[:HARDEST]
+
+    tried: dict[str, dict[str, Any]] = {}
+    models = {}
+    for name in calibration.recipes:
+        models[name] = _quantize(nncf, ov.Core().read_model(fp32_path), dataset, len(calib_ids), RECIPES[name])
+        ov.save_model(models[name], int8_path, compress_to_fp16=False)
+        classifier = Classifier(model_dir, engine="openvino", precision="int8", max_length=max_length)
+        classifier.logits(selection_ids[:32])  # warm-up, outside the timing
+        start = time.perf_counter()
+        got = np.array(classifier.logits(selection_ids))
+        rate = len(selection_ids) / (time.perf_counter() - start)
+        flips = sum(predicted_class(row) != label for row, label in zip(got, reference_labels))
+        error = float(np.abs(got[hardest] - reference[hardest]).mean())
+        tried[name] = {"selection_flips": flips, "selection_agreement": round(1 - flips / len(selection), 5),
+                       "hardest_mean_logit_error": round(error, 5), "texts_per_s": round(rate, 1)}
+        log(f"int8 recipe {name!r}: {flips} of {len(selection)} selection labels changed, "
+            f"mean logit error {error:.4f} on the {len(hardest)} hardest, {rate:.1f} texts/s")
+    chosen = choose_recipe(tried)
+    ov.save_model(models[chosen], int8_path, compress_to_fp16=False)
+    log(f"int8: stored recipe {chosen!r} (chosen on {len(selection)} texts of {calibration.source} the guard never sees)")
+    return {
+        "recipe": chosen, "calibrated": True, "source": calibration.source,
+        "calibration_texts": len(calib_texts), "selection_texts": len(selection), "hardest": len(hardest),
+        "tried": tried,
+    }
+
+
+def choose_recipe(tried: dict[str, dict[str, Any]]) -> str:
+    """The recipe that changed the fewest selection labels; ties: the lower logit error on the hardest texts."""
+    return min(tried, key=lambda name: (tried[name]["selection_flips"], tried[name]["hardest_mean_logit_error"]))
+
+
+def _quantize(nncf: Any, model: Any, dataset: Any, size: int, recipe: dict[str, Any]) -> Any:  # noqa: ANN401 - nncf/openvino objects
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+
+    kwargs: dict[str, Any] = {"model_type": nncf.ModelType.TRANSFORMER, "subset_size": size}
+    if recipe.get("ignored"):
+        # validate=False: a pattern for another architecture matches nothing, which is fine
+        kwargs["ignored_scope"] = nncf.IgnoredScope(patterns=recipe["ignored"], validate=False)
+    if recipe.get("smooth_quant") is not None:
+        kwargs["advanced_parameters"] = AdvancedQuantizationParameters(
+            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=recipe["smooth_quant"]))
+    return nncf.quantize(model, dataset, **kwargs)
+
+
+def weight_only_record() -> dict[str, Any]:
+    return {"recipe": "weight-only INT8_SYM (no calibration data: activations stay float)", "calibrated": False}
