@@ -30,6 +30,7 @@ from starlette.routing import Route
 from sentiment import __version__, logs, metrics, respawn, tracing
 from sentiment.batching.admission import CharAdmission, TextAdmission
 from sentiment.batching.connection import NEVER_RECYCLE, ModelService, check_never_recycled
+from sentiment.batching.inline import InlineModel
 from sentiment.batching.merging import CallMerger
 from sentiment.batching.policy import install_batch_policy, verify_batch_policy
 from sentiment.cache.backends import CircuitBreaker, MemoryBackend, RedisBackend
@@ -111,11 +112,7 @@ class SentimentModel:
     model_ref = bentoml.models.BentoModel(settings.model_tag)
 
     def __init__(self) -> None:
-        from sentiment.model.cpu import engine_threads
-        from sentiment.model.inference import BatchStats, Classifier
-
         startup = StartupTimer("sentiment_model")
-        self._stats_cls = BatchStats
         verify_batch_policy()  # tripwire: the batch policy must hold before any batch is formed
         verify_bounded_traffic_metrics()  # tripwires: metric labels bounded, request values out of the log
         logs.check_request_values_hidden()
@@ -125,33 +122,10 @@ class SentimentModel:
         # Request handling (the public service) is latency-critical and light; the
         # model takes whatever CPU is left, so it runs at a lower priority.
         os.nice(settings.model_nice)
-        stored = StoredClassifier.from_model(self.model_ref)
-        engine, precision = serving_pair(self.model_ref)
-        with startup.stage("threads"):
-            threads = engine_threads(settings.engine_threads)
-        with startup.stage("model_load"):  # torch is imported only when torch serves
-            self.classifier = Classifier(
-                stored.path,
-                engine=engine,
-                precision=precision,
-                max_length=stored.max_length,
-                group_max_texts=settings.group_max_texts,
-                group_max_tokens=settings.group_max_tokens,
-                threads=threads,
-            )
-        startup.record(self.classifier.engine.load_seconds)
-        # Warm up (first calls allocate and pick kernels) before /readyz says ready.
-        with startup.stage("warm_up"):
-            for n in (1, 8):
-                self.classifier.logits(self.classifier.token_ids(["warm-up sentence for the model"] * n))
-        metrics.MODEL_INFO.labels(model=stored.tag, engine=engine, precision=precision).set(1)
+        self.classifier = load_classifier(self.model_ref, startup)
         # on shutdown, serve the texts the public service still has to send (sentiment/drain.py)
         self.activity = ActivityTracker()
         defer_sigterm_until_idle(lambda: self.activity.idle_for(0.5), max_wait_s=settings.request_timeout_s)
-        logger.info(
-            "model %s loaded: engine=%s precision=%s threads=%d labels=%s",
-            stored.tag, engine, precision, threads, list(self.classifier.scoring.labels),
-        )
         with startup.stage("gc_freeze"):
             freeze_startup_objects()
         startup.done()
@@ -164,12 +138,51 @@ class SentimentModel:
     def classify(self, ids: list[list[int]]) -> list[list[float]]:
         """Logits in label-id order, one row per text (token ids, tokenized by the public service)."""
         with self.activity:
-            stats = self._stats_cls()
-            logits = self.classifier.logits(ids, stats)
-        metrics.BATCH_TEXTS.observe(stats.texts)
-        metrics.BATCH_TOKENS.observe(stats.padded_tokens)
-        metrics.INFERENCE_SECONDS.labels(stage="forward").observe(stats.infer_s)
-        return logits
+            return run_batch(self.classifier, ids)
+
+
+def load_classifier(model_ref: bentoml.Model, startup: StartupTimer):  # noqa: ANN201 - a Classifier (imported here: torch only when torch serves)
+    """The served engine/precision of the stored model, warmed up: in the model service, or inline in the public one."""
+    from sentiment.model.cpu import engine_threads
+    from sentiment.model.inference import Classifier
+
+    stored = StoredClassifier.from_model(model_ref)
+    engine, precision = serving_pair(model_ref)
+    with startup.stage("threads"):
+        threads = engine_threads(settings.engine_threads)
+    with startup.stage("model_load"):  # torch is imported only when torch serves
+        classifier = Classifier(
+            stored.path,
+            engine=engine,
+            precision=precision,
+            max_length=stored.max_length,
+            group_max_texts=settings.group_max_texts,
+            group_max_tokens=settings.group_max_tokens,
+            threads=threads,
+        )
+    startup.record(classifier.engine.load_seconds)
+    # Warm up (first calls allocate and pick kernels) before /readyz says ready.
+    with startup.stage("warm_up"):
+        for n in (1, 8):
+            classifier.logits(classifier.token_ids(["warm-up sentence for the model"] * n))
+    metrics.MODEL_INFO.labels(model=stored.tag, engine=engine, precision=precision).set(1)
+    logger.info(
+        "model %s loaded: engine=%s precision=%s threads=%d labels=%s placement=%s",
+        stored.tag, engine, precision, threads, list(classifier.scoring.labels), settings.model_placement,
+    )
+    return classifier
+
+
+def run_batch(classifier, ids: list[list[int]]) -> list[list[float]]:  # noqa: ANN001
+    """One adaptive batch through the engine, with its metrics."""
+    from sentiment.model.inference import BatchStats
+
+    stats = BatchStats()
+    logits = classifier.logits(ids, stats)
+    metrics.BATCH_TEXTS.observe(stats.texts)
+    metrics.BATCH_TOKENS.observe(stats.padded_tokens)
+    metrics.INFERENCE_SECONDS.labels(stage="forward").observe(stats.infer_s)
+    return logits
 
 
 async def _health(_: Request) -> JSONResponse:
@@ -197,7 +210,7 @@ def service_info(stored: StoredClassifier, scoring: Scoring, guard: dict | None,
             tag=stored.tag, fingerprint=stored.fingerprint, labels=list(scoring.labels),
             problem_type=scoring.problem_type, score_function=scoring.function, max_tokens=stored.max_length,
         ),
-        served_by=ServedBy(engine=pair[0], precision=pair[1], why=why, guard=record),
+        served_by=ServedBy(engine=pair[0], precision=pair[1], why=why, guard=record, placement=settings.model_placement),
         batching=BatchingLimits(
             max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms,
             batch_wait_ms=settings.batch_wait_ms, max_queued_texts=settings.max_queued_texts,
@@ -222,7 +235,8 @@ class Sentiment:
     """Public API: validation, prediction cache, and the call to the model service."""
 
     model_ref = bentoml.models.BentoModel(settings.model_tag)
-    model = bentoml.depends(SentimentModel)
+    if settings.model_placement == "service":  # inline: no model service is started at all
+        model = bentoml.depends(SentimentModel)
 
     def __init__(self) -> None:
         startup = StartupTimer("sentiment")
@@ -231,7 +245,8 @@ class Sentiment:
         if TRACING:
             tracing.check_tracer_provider()
         stored = StoredClassifier.from_model(self.model_ref)
-        with startup.stage("model_load"):  # tokenizer and config only: the model service holds the weights
+        # tokenizer and config only: the weights load in the model service (or below, inline, as model_load)
+        with startup.stage("model_load" if settings.model_placement == "service" else "tokenizer_load"):
             tokenizer = load_tokenizer(stored.path)
             self.scoring = Scoring.from_model_dir(stored.path)
         engine, precision = serving_pair(self.model_ref)
@@ -246,10 +261,17 @@ class Sentiment:
             backend = MemoryBackend(settings.cache_max_entries)
         self.cache = PredictionCache(backend, n_labels=len(self.scoring.labels), ttl_s=settings.cache_ttl_s)
         INFO.info = service_info(stored, self.scoring, self.model_ref.info.metadata.get("precision_guard"), (engine, precision))
-        check_never_recycled(self.model)  # tripwire: see sentiment/batching/connection.py
         defer_sigterm_until_idle(DRAIN.idle, max_wait_s=settings.request_timeout_s, on_sigterm=DRAIN.start)
-        # the texts of concurrent requests leave for the model service together
-        classify = ModelService(self.model.to_async, "classify", retry_within_s=settings.request_timeout_s / 2)
+        # the texts of concurrent requests leave for the model together: one call in flight
+        self.inline: InlineModel | None = None
+        if settings.model_placement == "inline":
+            verify_batch_policy()  # the same tripwires the model service runs
+            respawn.check_respawn()
+            classifier = load_classifier(self.model_ref, startup)
+            self.inline = classify = InlineModel(lambda ids: run_batch(classifier, ids))
+        else:
+            check_never_recycled(self.model)  # tripwire: see sentiment/batching/connection.py
+            classify = ModelService(self.model.to_async, "classify", retry_within_s=settings.request_timeout_s / 2)
         self.model_calls = CallMerger(classify, max_items=settings.max_batch_size)
         logger.info("prediction cache: %s; scores: %s over %s", backend.name, self.scoring.function, list(self.scoring.labels))
         with startup.stage("gc_freeze"):
@@ -259,6 +281,8 @@ class Sentiment:
     @bentoml.on_shutdown
     async def close_cache(self) -> None:
         await self.cache.close()
+        if self.inline:
+            self.inline.close()
 
     @bentoml.api(route=routes.PREDICT, input_spec=PredictRequest, output_spec=PredictResponse)
     async def predict(

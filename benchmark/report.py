@@ -86,10 +86,10 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "course": latency_figures(results["course"]),
         "course_baseline": latency_figures(results["course_baseline"]),
     }
-    for name in ("w1", "w2", "w3", "cached", "noop", "noop_w1", "noop_w3"):
+    for name in ("w1", "w2", "w3", "cached", "noop", "noop_w1", "noop_w3", "inline_w1", "inline_w2", "inline_w3"):
         if name in results:
             f[name] = closed_loop_figures(results[name])
-    f["stages"] = {name: stage_breakdown(results[name]) for name in ("w1", "w3") if name in results}
+    f["stages"] = {name: stage_breakdown(results[name]) for name in STAGE_RUNS if name in results}
     f["ceilings"] = ceilings(f)
     f["ratios"] = ratios(f, results.get("cpu", {}))
     return f
@@ -113,17 +113,26 @@ def ceilings(f: dict[str, Any]) -> dict[str, float]:
 
 def ratios(f: dict[str, Any], cpu: dict[str, Any]) -> dict[str, float]:
     nan = float("nan")
-    c = f["ceilings"]
     passing_other = [v["a"] for pair, v in f["raw"].items()
                      if not pair.endswith("/int8") and f["guard"].get(pair, {}).get("passed")]
     int8 = f["raw"].get("openvino/int8", {}).get("a", nan)
+    inline = {f"inline_{key}": value for key, value in _topology_ratios(f, "inline_").items()} if "inline_w1" in f else {}
     return {
-        "w1_vs_L1": f["w1"]["requests_per_s"] / c["L1"] if c["L1"] else nan,
-        "w3_vs_L3": f["w3"]["requests_per_s"] / c["L3"] if c["L3"] else nan,
-        "w2_vs_E_a": f["w2"]["sentences_per_s"] / c["E_a"] if c["E_a"] else nan,
+        **_topology_ratios(f, ""),
+        **inline,
         "cached_vs_noop": f["cached"]["requests_per_s"] / f["noop"]["requests_per_s"] if f["noop"]["requests_per_s"] else nan,
         "int8_vs_fastest_other_a": int8 / max(passing_other) if passing_other else nan,
         "int8_target": 1.25 if cpu.get("amx") else 1.5,
+    }
+
+
+def _topology_ratios(f: dict[str, Any], prefix: str) -> dict[str, float]:
+    nan = float("nan")
+    c = f["ceilings"]
+    return {
+        "w1_vs_L1": f[f"{prefix}w1"]["requests_per_s"] / c["L1"] if c["L1"] else nan,
+        "w3_vs_L3": f[f"{prefix}w3"]["requests_per_s"] / c["L3"] if c["L3"] else nan,
+        "w2_vs_E_a": f[f"{prefix}w2"]["sentences_per_s"] / c["E_a"] if c["E_a"] else nan,
     }
 
 
@@ -146,6 +155,7 @@ def stage_breakdown(run: dict[str, Any]) -> dict[str, float]:
 
 
 STAGES = ("tokenize", "cache_lookup", "model", "respond")
+STAGE_RUNS = ("w1", "w3", "inline_w1", "inline_w3")
 
 
 def _over_time(points: list[tuple[float, float, int]]) -> tuple[list[int], list[float], list[float]]:
@@ -216,14 +226,22 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
     def verdict(ok: bool) -> str:
         return "met" if ok else "**not met**"
 
-    errors = {name: f[name]["errors"] for name in ("w1", "w2", "w3", "course", "cached", "course_baseline")}
+    errors = {name: f[name]["errors"] for name in ("w1", "w2", "w3", "course", "cached", "course_baseline",
+                                                   "inline_w1", "inline_w2", "inline_w3") if name in f}
     c = f["ceilings"]
     int8_guard = f["guard"].get("openvino/int8", {})
-    targets = [
-        ("W1 req/s ≥ 0.85 x L1, mean batch ≥ 24 texts", f"{r['w1_vs_L1']:.2f} x L1 ({f['w1']['requests_per_s']:.1f} vs {c['L1']:.1f} req/s), "
-         f"{f['w1']['mean_batch_texts']:.1f} texts per batch", r["w1_vs_L1"] >= 0.85 and f["w1"]["mean_batch_texts"] >= 24),
-        ("W3 req/s ≥ 0.85 x L3", f"{r['w3_vs_L3']:.2f} x L3 ({f['w3']['requests_per_s']:.1f} vs {c['L3']:.1f} req/s)", r["w3_vs_L3"] >= 0.85),
-        ("W2 sentences/s ≥ 0.85 x E_a", f"{r['w2_vs_E_a']:.2f} x E_a ({f['w2']['sentences_per_s']:.1f} vs {c['E_a']:.1f})", r["w2_vs_E_a"] >= 0.85),
+    targets = []
+    for prefix, where in (("", "model service"), ("inline_", "model inline")):
+        if f"{prefix}w1" not in f:
+            continue
+        w1, w2, w3 = f[f"{prefix}w1"], f[f"{prefix}w2"], f[f"{prefix}w3"]
+        targets += [
+            (f"W1 req/s ≥ 0.85 x L1, mean batch ≥ 24 texts ({where})", f"{r[prefix + 'w1_vs_L1']:.2f} x L1 ({w1['requests_per_s']:.1f} vs {c['L1']:.1f} req/s), "
+             f"{w1['mean_batch_texts']:.1f} texts per batch", r[prefix + "w1_vs_L1"] >= 0.85 and w1["mean_batch_texts"] >= 24),
+            (f"W3 req/s ≥ 0.85 x L3 ({where})", f"{r[prefix + 'w3_vs_L3']:.2f} x L3 ({w3['requests_per_s']:.1f} vs {c['L3']:.1f} req/s)", r[prefix + "w3_vs_L3"] >= 0.85),
+            (f"W2 sentences/s ≥ 0.85 x E_a ({where})", f"{r[prefix + 'w2_vs_E_a']:.2f} x E_a ({w2['sentences_per_s']:.1f} vs {c['E_a']:.1f})", r[prefix + "w2_vs_E_a"] >= 0.85),
+        ]
+    targets += [
         ("Cached req/s ≥ 0.95 x the no-op endpoint (same load)", f"{r['cached_vs_noop']:.0%} ({f['cached']['requests_per_s']:.0f} vs {f['noop']['requests_per_s']:.0f} req/s)", r["cached_vs_noop"] >= 0.95),
         ("openvino/int8 passes the guard (substitute, SST-2 dev)", f"agreement {int8_guard.get('agreement', float('nan')):.2%}, accuracy {int8_guard.get('accuracy', float('nan')):.2%}"
          + (f", recipe {f['int8_recipe']}" if f.get("int8_recipe") else ""), bool(int8_guard.get("passed"))),
@@ -240,7 +258,10 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
     scenario_rows = "\n".join(
         f"| {label} | {f[n]['requests_per_s']:.1f} | {f[n]['sentences_per_s']:.1f} | {f[n]['mean_batch_texts']:.1f} | {f[n]['p50_ms']:.1f} ms | {f[n]['p99_ms']:.1f} ms | {f[n]['errors']} |"
         for n, label in (("w1", "W1: 32 clients x 1 unique text"), ("w2", "W2: 16 clients x 8 unique texts"), ("w3", "W3: 1 client x 1 text"),
-                         ("cached", "cached: 10 clients, cached text"), ("noop", "no-op BentoML endpoint, same load"))
+                         ("inline_w1", "W1, model inline"), ("inline_w2", "W2, model inline"), ("inline_w3", "W3, model inline"),
+                         ("cached", "cached: 10 clients, cached text"), ("noop", "no-op BentoML endpoint, same load"),
+                         ("noop_w1", "no-op BentoML endpoint, W1's load (H_32)"), ("noop_w3", "no-op BentoML endpoint, W3's load (H_1)"))
+        if n in f
     )
     sat = f["saturation"]
     images = "\n\n".join(f"![{n}]({n})" for n in chart_names)
@@ -309,18 +330,18 @@ def stages_section(f: dict[str, Any]) -> str:
     if not any(f.get("stages", {}).values()):
         return ""
     names = [*STAGES, "outside the stages", "client mean", "engine per batch"]
-    rows = "\n".join(f"| {name} | " + " | ".join(f"{f['stages'].get(w, {}).get(name, float('nan')):.2f}" for w in ("w1", "w3")) + " |"
+    rows = "\n".join(f"| {name} | " + " | ".join(f"{f['stages'].get(w, {}).get(name, float('nan')):.2f}" for w in STAGE_RUNS) + " |"
                      for name in names)
     return f"""
 ## Where a request's time goes (ms, mean per request; the service's stage timings)
 
-`model` is the call to the model service: waiting for a batch, the engine, the hop both
-ways; `outside the stages` is what remains of the client's mean latency: HTTP parsing,
+`model` is the call to the model (service, or inline): waiting for a batch, the engine,
+and for the model service the hop both ways; `outside the stages` is what remains of the client's mean latency: HTTP parsing,
 JSON, validation, the middlewares and k6 itself; `engine per batch` is the model
 worker's forward pass for one adaptive batch.
 
-| stage | W1 (32 clients) | W3 (1 client) |
-| --- | --- | --- |
+| stage | W1 (32 clients) | W3 (1 client) | W1, model inline | W3, model inline |
+| --- | --- | --- | --- | --- |
 {rows}
 """
 

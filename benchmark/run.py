@@ -17,8 +17,8 @@ writes `summary.md`, `results.json` and PNG charts into the output folder.
 3. end to end, full-size model served with that pair, Redis cache, k6 on the same cores:
    W1 32 clients x 1 unique text, W2 16 clients x 8 unique texts, W3 1 client x 1 text,
    saturation (rising arrival rate), the course scenario (first, on the fresh server),
-   cached requests (10 clients),
-   then BentoML's HTTP ceiling (a no-op service under the cached run's load, and under
+   cached requests (10 clients); W1, W2 and W3 again with the model inline in the
+   public worker (MODEL_PLACEMENT=inline), then BentoML's HTTP ceiling (a no-op service under the cached run's load, and under
    W1's and W3's: H_32 and H_1) and the course scenario once more on today's path
    (ENGINE=torch, PRECISION=bf16 where the CPU has it, else fp32).
 The report's targets are ratios to ceilings measured in the same run (E_a, E_b: the
@@ -296,6 +296,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
     try:
+        progress("the model inline in the public worker (MODEL_PLACEMENT=inline): W1, W2, W3 again")
+        inline = start_server(home, work, env={**env, "MODEL_PLACEMENT": "inline"})
+        try:
+            redis_flush(redis)
+            for name, vus, texts in (("w1", 32, 1), ("w2", 16, 8), ("w3", 1, 1)):
+                results[f"inline_{name}"] = k6(clients, {"BASE_URL": inline.url, "VUS": str(vus), "TEXTS": str(texts),
+                                                         "DURATION": seconds(20)}, args.out, f"inline-{name}", metrics_url=inline.url)
+        finally:
+            inline.stop()
         progress("HTTP ceiling: a no-op BentoML service under the cached run's load")
         noop = start_server(home, work, service="benchmark.noop_service:Noop")
         try:

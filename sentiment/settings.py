@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     chunk_window: int = Field(512, ge=32)
     chunk_stride: int = Field(384, ge=1)
 
+    # --- where the model runs ---------------------------------------------
+    # service: in its own worker, the model service behind the public one (its own process,
+    # priority and, in a cluster, its own scaling); inline: in the public worker, no hop
+    # between the two (one machine, one public worker: texts of concurrent requests still
+    # share batches, through the call merger)
+    model_placement: Literal["service", "inline"] = "service"
+
     # --- adaptive batching (model service) --------------------------------
     max_batch_size: int = Field(64, ge=2)
     # hard deadline of one text in the batch queue; past it BentoML answers 503. Just under

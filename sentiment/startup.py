@@ -6,7 +6,8 @@ manifests' probe timings come from (docs/deployment.md).
 
     imports         process start -> the service's constructor runs (Python, BentoML, our modules)
     threads         the model service's share of the cores (imports torch when torch serves)
-    model_load      tokenizer, config and engine (the model service), which includes
+    tokenizer_load  tokenizer and config in the public service, when the model runs inline
+    model_load      tokenizer, config and engine (the model service, or inline the public one), which includes
       engine_read     reading the weights or the OpenVINO IR
       engine_compile  OpenVINO compiling the graph for this CPU
     warm_up         the first batches (kernels picked, memory allocated)

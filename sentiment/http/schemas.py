@@ -121,6 +121,8 @@ class ServedBy(BaseModel):
     precision: Literal["fp32", "bf16", "int8"]
     why: str = Field(description="Why this pair serves: the accuracy guard's verdict, a named setting, or unguarded fp32.")
     guard: dict[str, Any] | None = Field(description="The accuracy guard's record for this pair, when one was made at import.")
+    placement: Literal["service", "inline"] = Field(
+        description="Where the model runs (MODEL_PLACEMENT): its own model service, or inline in the public worker.")
 
 
 class BatchingLimits(BaseModel):
