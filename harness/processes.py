@@ -92,6 +92,21 @@ def start_server(
     ready_timeout: float = 180.0,
     service: str = "service:Sentiment",
 ) -> ServerProcess:
+    """A ready `bentoml serve`. Started once more if the first one lost a port race: BentoML's
+    process manager picks its control ports by binding port 0 and releasing it, so on a
+    machine starting many processes another one can take the port before circus binds it
+    (`zmq.error.ZMQError: Address already in use`); nothing else is retried."""
+    try:
+        return _start_server(bentoml_home, log_dir, env, ready_timeout, service)
+    except PortRace:
+        return _start_server(bentoml_home, log_dir, env, ready_timeout, service)
+
+
+class PortRace(RuntimeError):
+    """`bentoml serve` exited because a port it had picked was taken before it bound it."""
+
+
+def _start_server(bentoml_home: Path, log_dir: Path, env: dict[str, str] | None, ready_timeout: float, service: str) -> ServerProcess:
     port = free_port()
     log_path = log_dir / f"serve-{port}.log"
     full_env = {
@@ -110,7 +125,8 @@ def start_server(
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with {proc.returncode}:\n{server.log()[-4000:]}")
+            error = PortRace if "Address already in use" in server.log() else RuntimeError
+            raise error(f"bentoml serve exited with {proc.returncode}:\n{server.log()[-4000:]}")
         try:
             if httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200:
                 return server

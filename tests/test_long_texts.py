@@ -57,7 +57,7 @@ def test_details_say_what_each_answer_was_based_on(server) -> None:  # noqa: ANN
         {"tokens": 512, "truncated": True, "windows": 1, "cached": answer["details"][1]["cached"]},
         {"tokens": tokens, "truncated": False, "windows": 1, "cached": False},  # the same text, computed once
     ]
-    assert 4 <= tokens <= 16
+    assert 4 <= tokens <= 32  # a short text: the number in it may take a dozen word pieces
     repeat = post(server, {"text": [short], "details": True, "long_text": "chunk"}).json()
     assert repeat["details"] == [{"tokens": tokens, "truncated": False, "windows": 1, "cached": True}]  # one window: as truncated
     assert post(server, {"text": [], "details": True}).json() == {"predictions": [], "details": []}
