@@ -122,7 +122,7 @@ class SentimentModel:
         # Request handling (the public service) is latency-critical and light; the
         # model takes whatever CPU is left, so it runs at a lower priority.
         os.nice(settings.model_nice)
-        self.classifier = load_classifier(self.model_ref, startup)
+        self.classifier = load_classifier(StoredClassifier.from_model(self.model_ref), *serving_pair(self.model_ref), startup)
         # on shutdown, serve the texts the public service still has to send (sentiment/drain.py)
         self.activity = ActivityTracker()
         defer_sigterm_until_idle(lambda: self.activity.idle_for(0.5), max_wait_s=settings.request_timeout_s)
@@ -141,13 +141,11 @@ class SentimentModel:
             return run_batch(self.classifier, ids)
 
 
-def load_classifier(model_ref: bentoml.Model, startup: StartupTimer):  # noqa: ANN201 - a Classifier (imported here: torch only when torch serves)
-    """The served engine/precision of the stored model, warmed up: in the model service, or inline in the public one."""
+def load_classifier(stored: StoredClassifier, engine: str, precision: str, startup: StartupTimer):  # noqa: ANN201 - a Classifier (imported here: torch only when torch serves)
+    """The stored model on its served engine/precision, warmed up: in the model service, or inline in the public one."""
     from sentiment.model.cpu import engine_threads
     from sentiment.model.inference import Classifier
 
-    stored = StoredClassifier.from_model(model_ref)
-    engine, precision = serving_pair(model_ref)
     with startup.stage("threads"):
         threads = engine_threads(settings.engine_threads)
     with startup.stage("model_load"):  # torch is imported only when torch serves
@@ -267,7 +265,7 @@ class Sentiment:
         if settings.model_placement == "inline":
             verify_batch_policy()  # the same tripwires the model service runs
             respawn.check_respawn()
-            classifier = load_classifier(self.model_ref, startup)
+            classifier = load_classifier(stored, engine, precision, startup)
             self.inline = classify = InlineModel(lambda ids: run_batch(classifier, ids))
         else:
             check_never_recycled(self.model)  # tripwire: see sentiment/batching/connection.py

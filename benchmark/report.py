@@ -91,7 +91,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
             f[name] = closed_loop_figures(results[name])
     f["stages"] = {name: stage_breakdown(results[name]) for name in STAGE_RUNS if name in results}
     f["ceilings"] = ceilings(f)
-    f["ratios"] = ratios(f, results.get("cpu", {}))
+    f["ratios"] = ratios(f)
     return f
 
 
@@ -111,18 +111,17 @@ def ceilings(f: dict[str, Any]) -> dict[str, float]:
             "L1": 1 / (1 / e_a + 1 / h_32) if e_a and h_32 else nan, "L3": 1 / (1 / e_b + 1 / h_1) if e_b and h_1 else nan}
 
 
-def ratios(f: dict[str, Any], cpu: dict[str, Any]) -> dict[str, float]:
+def ratios(f: dict[str, Any]) -> dict[str, float]:
     nan = float("nan")
     passing_other = [v["a"] for pair, v in f["raw"].items()
                      if not pair.endswith("/int8") and f["guard"].get(pair, {}).get("passed")]
     int8 = f["raw"].get("openvino/int8", {}).get("a", nan)
-    inline = {f"inline_{key}": value for key, value in _topology_ratios(f, "inline_").items()} if "inline_w1" in f else {}
     return {
         **_topology_ratios(f, ""),
-        **inline,
+        **(_topology_ratios(f, "inline_") if "inline_w1" in f else {}),
         "cached_vs_noop": f["cached"]["requests_per_s"] / f["noop"]["requests_per_s"] if f["noop"]["requests_per_s"] else nan,
         "int8_vs_fastest_other_a": int8 / max(passing_other) if passing_other else nan,
-        "int8_target": 1.25 if cpu.get("amx") else 1.5,
+        "int8_target": 1.25 if f["cpu"].get("amx") else 1.5,
     }
 
 
@@ -130,9 +129,9 @@ def _topology_ratios(f: dict[str, Any], prefix: str) -> dict[str, float]:
     nan = float("nan")
     c = f["ceilings"]
     return {
-        "w1_vs_L1": f[f"{prefix}w1"]["requests_per_s"] / c["L1"] if c["L1"] else nan,
-        "w3_vs_L3": f[f"{prefix}w3"]["requests_per_s"] / c["L3"] if c["L3"] else nan,
-        "w2_vs_E_a": f[f"{prefix}w2"]["sentences_per_s"] / c["E_a"] if c["E_a"] else nan,
+        f"{prefix}w1_vs_L1": f[f"{prefix}w1"]["requests_per_s"] / c["L1"] if c["L1"] else nan,
+        f"{prefix}w3_vs_L3": f[f"{prefix}w3"]["requests_per_s"] / c["L3"] if c["L3"] else nan,
+        f"{prefix}w2_vs_E_a": f[f"{prefix}w2"]["sentences_per_s"] / c["E_a"] if c["E_a"] else nan,
     }
 
 

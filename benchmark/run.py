@@ -52,6 +52,7 @@ OFFICIAL_CONFIG = SHARED / "models" / "distilbert-sst2-official-config"
 SUBSTITUTE = SHARED / "models" / "distilbert-sst2-minilm"
 SST2_DEV = SHARED / "data" / "sst2" / "dev.tsv"
 SST2_TRAIN = SHARED / "data" / "sst2" / "train.tsv"
+WORKLOADS = (("w1", 32, 1), ("w2", 16, 8), ("w3", 1, 1))  # name, clients, unique texts per request
 NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 K6 = Path(sys.executable).parent / "k6"
 WORDS = ("the a film movie story plot acting cast ending music was is felt seemed great awful dull "
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.course_full:
             course_env.update({"RAMP": seconds(10), "DURATION": seconds(30)})
         results["course"] = k6("k6/load.js", course_env, args.out, "course", metrics_url=server.url)
-        for name, vus, texts in (("w1", 32, 1), ("w2", 16, 8), ("w3", 1, 1)):
+        for name, vus, texts in WORKLOADS:
             progress(f"{name}: {vus} clients x {texts} unique text(s) per request (k6/clients.js)")
             results[name] = k6(clients, {"BASE_URL": server.url, "VUS": str(vus), "TEXTS": str(texts),
                                          "DURATION": seconds(20)}, args.out, name, metrics_url=server.url)
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         inline = start_server(home, work, env={**env, "MODEL_PLACEMENT": "inline"})
         try:
             redis_flush(redis)
-            for name, vus, texts in (("w1", 32, 1), ("w2", 16, 8), ("w3", 1, 1)):
+            for name, vus, texts in WORKLOADS:
                 results[f"inline_{name}"] = k6(clients, {"BASE_URL": inline.url, "VUS": str(vus), "TEXTS": str(texts),
                                                          "DURATION": seconds(20)}, args.out, f"inline-{name}", metrics_url=inline.url)
         finally:

@@ -39,3 +39,11 @@ def render_overlay(
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
     return result.stdout
+
+
+def batches_and_texts(before: dict[str, float], after: dict[str, float]) -> tuple[float, float]:
+    """Adaptive batches the model ran between two /metrics scrapes, and the texts in them."""
+    def grown(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    return grown("sentiment_batch_texts_count"), grown("sentiment_batch_texts_sum")

@@ -14,6 +14,7 @@ import pytest
 from harness.clients import closed_loop
 from harness.processes import start_server, wait_until
 from harness.prometheus import metric_sum
+from tests.helpers import batches_and_texts
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
@@ -40,8 +41,7 @@ def test_concurrent_clients_share_batches_without_errors_and_scores_match(uncach
     assert statuses.count(200) == len(statuses) == USERS * REQUESTS_PER_USER, {s: statuses.count(s) for s in set(statuses)}
 
     after = uncached_server.metrics()
-    batches = after["sentiment_batch_texts_count"] - before.get("sentiment_batch_texts_count", 0)
-    texts = after["sentiment_batch_texts_sum"] - before.get("sentiment_batch_texts_sum", 0)
+    batches, texts = batches_and_texts(before, after)
     single_text_batches = after['sentiment_batch_texts_bucket{le="1.0"}'] - before.get('sentiment_batch_texts_bucket{le="1.0"}', 0)
     # BentoML's own histogram: one observation per batch, valued in model-service calls
     calls = metric_sum(after, "bentoml_service_adaptive_batch_size_sum") - metric_sum(before, "bentoml_service_adaptive_batch_size_sum")

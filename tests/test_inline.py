@@ -9,6 +9,7 @@ import pytest
 
 from harness.clients import closed_loop
 from harness.processes import start_server
+from tests.helpers import batches_and_texts
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
@@ -45,8 +46,7 @@ def test_concurrent_clients_share_batches_and_get_the_model_service_s_answers(in
     statuses = [e.response.status_code for e in results]
     assert statuses.count(200) == len(statuses) == USERS * REQUESTS_PER_USER, {s: statuses.count(s) for s in set(statuses)}
     after = inline_server.metrics()
-    batches = after["sentiment_batch_texts_count"] - before.get("sentiment_batch_texts_count", 0)
-    texts_in = after["sentiment_batch_texts_sum"] - before.get("sentiment_batch_texts_sum", 0)
+    batches, texts_in = batches_and_texts(before, after)
     assert texts_in == USERS * REQUESTS_PER_USER
     assert batches < texts_in / 2  # 32 clients waiting: most batches carry several of their texts
     # the same texts through the model service: same model, same pair. Started only now: a second
