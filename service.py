@@ -33,7 +33,7 @@ from sentiment.batching.connection import NEVER_RECYCLE, ModelService, check_nev
 from sentiment.batching.inline import InlineModel
 from sentiment.batching.merging import CallMerger
 from sentiment.batching.policy import install_batch_policy, verify_batch_policy
-from sentiment.cache.backends import CircuitBreaker, MemoryBackend, RedisBackend
+from sentiment.cache.backends import CircuitBreaker, MemoryBackend, NearCache, RedisBackend
 from sentiment.cache.keys import CacheKeys, TextUnits
 from sentiment.cache.prediction import PredictionCache
 from sentiment.drain import ActivityTracker, defer_sigterm_until_idle
@@ -255,6 +255,8 @@ class Sentiment:
             breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
             password = Path(settings.redis_password_file).read_text().strip() if settings.redis_password_file else None
             backend = RedisBackend(settings.redis_url, settings.redis_timeout_ms, breaker, password=password)
+            if settings.cache_near_entries:
+                backend = NearCache(MemoryBackend(settings.cache_near_entries), backend, settings.cache_near_ttl_s)
         else:
             backend = MemoryBackend(settings.cache_max_entries)
         self.cache = PredictionCache(backend, n_labels=len(self.scoring.labels), ttl_s=settings.cache_ttl_s)

@@ -88,6 +88,10 @@ CACHE_COALESCED = Counter(
     name="sentiment_cache_coalesced_texts",
     documentation="Texts answered by waiting on an identical text already being computed",
 )
+CACHE_NEAR_HITS = Counter(
+    name="sentiment_cache_near_hits",
+    documentation="Cache hits answered by the in-process tier in front of Redis, without a round trip",
+)
 REDIS_SECONDS = Histogram(
     name="sentiment_redis_roundtrip_seconds",
     documentation="Redis round-trip latency",

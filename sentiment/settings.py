@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     redis_password_file: str | None = None
     cache_ttl_s: int = Field(86_400, ge=1)
     cache_max_entries: int = Field(100_000, ge=0)  # embedded LRU; 0 disables it
+    # with Redis: an in-process LRU in front of it for repeats (0 disables it), entries kept at most this long
+    cache_near_entries: int = Field(10_000, ge=0)
+    cache_near_ttl_s: int = Field(60, ge=1)
     redis_timeout_ms: float = Field(50.0, gt=0)
     redis_breaker_failures: int = Field(3, ge=1)
     redis_breaker_reset_s: float = Field(2.0, gt=0)

@@ -52,7 +52,8 @@ def redis_server():  # noqa: ANN201
 def redis_service(bentoml_home, redis_server, tmp_path_factory):  # noqa: ANN001, ANN201
     proc = start_server(
         bentoml_home, tmp_path_factory.mktemp("serve-redis"),
-        env={"REDIS_URL": redis_server.url, "CACHE_TTL_S": str(TTL_S), "REDIS_BREAKER_RESET_S": "0.5"},
+        # Redis alone: these tests read and write its entries; test_near_tier_* runs the tier in front of it
+        env={"REDIS_URL": redis_server.url, "CACHE_TTL_S": str(TTL_S), "REDIS_BREAKER_RESET_S": "0.5", "CACHE_NEAR_ENTRIES": "0"},
     )
     yield proc
     proc.stop()
@@ -233,3 +234,38 @@ def test_scores_of_one_engine_are_never_served_as_another_s(bentoml_home, redis_
         assert model_texts(other) == 1 and hits(other) == 1  # its own entry now
     finally:
         other.stop()
+
+
+def redis_calls(server) -> float:  # noqa: ANN001
+    return metric_sum(server.metrics(), "sentiment_redis_roundtrip_seconds_count", op="mget")
+
+
+def test_near_tier_answers_repeats_without_redis_and_finds_other_replicas_scores(
+    bentoml_home, redis_server, redis_service, tmp_path_factory,  # noqa: ANN001
+) -> None:
+    # its own BENTOML_HOME (the same model store): servers sharing one share and reset one metrics directory
+    near_home = tmp_path_factory.mktemp("near-home")
+    (near_home / "models").symlink_to(bentoml_home / "models")
+    near = start_server(near_home, tmp_path_factory.mktemp("serve-near"), env={"REDIS_URL": redis_server.url})
+    try:
+        text = unique("scored by the other replica")
+        first = predict(redis_service, [text])  # another replica, same Redis
+        client = redis_py.Redis.from_url(redis_server.url)
+        wait_until(lambda: client.keys("sentiment:*"), timeout=10, what="the write-back")
+        calls = redis_calls(near)
+        assert predict(near, [text]) == first  # found through Redis, not computed
+        assert model_texts(near) == 0 and hits(near) == 1 and redis_calls(near) == calls + 1
+        for _ in range(3):  # repeats: answered by the worker itself, no round trip
+            assert predict(near, [text]) == first
+        after = near.metrics()
+        assert hits(near) == 4 and redis_calls(near) == calls + 1 and model_texts(near) == 0
+        assert after["sentiment_cache_near_hits_total"] == 3
+        mine, entries = unique("computed here"), len(client.keys("sentiment:*"))
+        answer = predict(near, [mine])
+        wait_until(lambda: len(client.keys("sentiment:*")) == entries + 1, timeout=10, what="its write-back")
+        computed = model_texts(redis_service)
+        assert predict(redis_service, [mine]) == answer  # written through to Redis: shared as before
+        assert model_texts(near) == 1 and model_texts(redis_service) == computed
+    finally:
+        near.stop()
+

@@ -1,5 +1,11 @@
 """Where cached scores live: Redis when configured, an in-process LRU otherwise.
 
+With Redis, a small in-process LRU sits in front of it (`NearCache`): a text this
+worker has just answered is answered again without a network round trip, and Redis
+still shares every score between replicas. A key names the model's fingerprint, engine
+and precision, so an entry never goes stale; the near tier's short TTL only bounds how
+long it outlives Redis's own expiry.
+
 The cache is an optimisation, never a dependency: every backend failure
 (timeout, refused connection, a value that does not parse) is a miss, counted
 and logged at most once per interval, and a circuit breaker stops paying the
@@ -113,6 +119,35 @@ class MemoryBackend:
 
     async def close(self) -> None:
         self._data.clear()
+
+
+class NearCache:
+    """An in-process LRU in front of a shared backend; metrics and errors are the shared backend's."""
+
+    def __init__(self, near: MemoryBackend, far: CacheBackend, near_ttl_s: int) -> None:
+        self.near, self.far, self.near_ttl_s = near, far, near_ttl_s
+        self.name = far.name  # a hit is a hit of the shared cache, whichever tier answered
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        values = await self.near.get_many(keys)
+        missing = [i for i, value in enumerate(values) if value is None]
+        metrics.CACHE_NEAR_HITS.inc(len(values) - len(missing))
+        if missing:
+            far = await self.far.get_many([keys[i] for i in missing])
+            found = {keys[i]: value for i, value in zip(missing, far) if value is not None}
+            if found:  # kept near no longer than Redis keeps it at most
+                await self.near.set_many(found, self.near_ttl_s)
+            for i, value in zip(missing, far):
+                values[i] = value
+        return values
+
+    async def set_many(self, items: dict[str, bytes], ttl_s: int) -> None:
+        await self.near.set_many(items, min(ttl_s, self.near_ttl_s))
+        await self.far.set_many(items, ttl_s)
+
+    async def close(self) -> None:
+        await self.near.close()
+        await self.far.close()
 
 
 class CircuitOpen(Exception):

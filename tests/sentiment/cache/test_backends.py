@@ -12,7 +12,9 @@ from prometheus_client import generate_latest
 from harness.processes import RedisServer, free_port, wait_until
 from harness.prometheus import metric_sum, parse_metrics
 from sentiment.cache import backends
-from sentiment.cache.backends import CircuitBreaker, CircuitOpen, MemoryBackend, RedisBackend, decode_scores, encode_scores
+from sentiment.cache.backends import (
+    CircuitBreaker, CircuitOpen, MemoryBackend, NearCache, RedisBackend, decode_scores, encode_scores,
+)
 
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 
@@ -82,6 +84,52 @@ def test_memory_backend_is_bounded_lru_with_ttl(clock: FakeClock) -> None:
         assert await backend.get_many(["e"]) == [b"5"]
         clock.now += 0.1
         assert await backend.get_many(["e"]) == [None]
+
+    run(scenario())
+
+
+class CountingBackend(MemoryBackend):
+    """The shared tier, counting the keys asked of it."""
+
+    name = "shared"
+
+    def __init__(self) -> None:
+        super().__init__(max_entries=100)
+        self.asked: list[str] = []
+
+    async def get_many(self, keys):  # noqa: ANN001, ANN201
+        self.asked += keys
+        return await super().get_many(keys)
+
+
+def near_hits() -> float:
+    return parse_metrics(generate_latest().decode()).get("sentiment_cache_near_hits_total", 0.0)
+
+
+def test_near_tier_answers_repeats_without_asking_the_shared_one(clock: FakeClock) -> None:
+    async def scenario() -> None:
+        shared = CountingBackend()
+        tiers = NearCache(MemoryBackend(max_entries=2), shared, near_ttl_s=10)
+        assert tiers.name == "shared"  # lookups are counted as the shared cache's
+        await shared.set_many({"other-replica": b"1"}, ttl_s=100)
+        hits = near_hits()
+        assert await tiers.get_many(["other-replica", "nowhere"]) == [b"1", None]
+        assert shared.asked == ["other-replica", "nowhere"]
+        assert await tiers.get_many(["other-replica", "nowhere"]) == [b"1", None]  # kept near: only the miss goes on
+        assert shared.asked == ["other-replica", "nowhere", "nowhere"]
+        assert near_hits() == hits + 1
+        await tiers.set_many({"mine": b"2"}, ttl_s=100)  # written to both tiers
+        assert await shared.get_many(["mine"]) == [b"2"]
+        shared.asked.clear()
+        assert await tiers.get_many(["mine"]) == [b"2"] and shared.asked == []
+        clock.now += 10.5  # past the near TTL, within the shared one: asked again
+        assert await tiers.get_many(["mine"]) == [b"2"] and shared.asked == ["mine"]
+        await tiers.set_many({"short": b"3"}, ttl_s=1)  # never kept near longer than the shared tier keeps it
+        clock.now += 1.5
+        shared.asked.clear()
+        assert await tiers.get_many(["short"]) == [None] and shared.asked == ["short"]
+        await tiers.set_many({"x": b"4", "y": b"5", "z": b"6"}, ttl_s=100)  # the near tier stays bounded
+        assert len(tiers.near) == 2
 
     run(scenario())
 
