@@ -9,6 +9,8 @@ writes `summary.md`, `results.json` and PNG charts into the output folder.
 1. guard: `train_or_import.py import --eval dev.tsv --calibrate train.tsv` of the
    substitute model (../shared): int8 of activations calibrated and its recipe chosen on
    SST-2 train, then agreement and accuracy per pair on dev, and the pair `auto` chooses;
+   SST-2 dev through `POST /predict` of that model served with ENGINE=auto, against
+   `train_or_import.py eval` of the pair auto chose;
    then (not with --quick) the long-review table: right and left truncation and the ways
    to aggregate a long text's windows (benchmark/long_reviews.py).
 2. raw: every engine/precision this CPU runs, in process, full-size model (int8 by the
@@ -95,6 +97,34 @@ def calibrate_arguments(recipe: str | None = None, selection: int | None = None)
         return []
     return ["--calibrate", str(SST2_TRAIN), *(["--int8-recipe", recipe] if recipe else []),
             *(["--selection-size", str(selection)] if selection else [])]
+
+
+def served_accuracy(home: Path, work: Path, pair: tuple[str, str]) -> dict:
+    """SST-2 dev through `POST /predict` of `bentoml serve` with ENGINE=auto PRECISION=auto, and
+    `train_or_import.py eval` of the pair auto should serve: the two accuracies, and what /info says it served."""
+    from sentiment.model.scoring import predicted_class
+    from sentiment.store.data import read_labelled
+
+    examples = read_labelled(SST2_DEV)
+    server = start_server(home, work, env={"ENGINE": "auto", "PRECISION": "auto"})
+    try:
+        info = httpx.get(f"{server.url}/info", timeout=10).json()["served_by"]
+        correct = 0
+        with httpx.Client(timeout=120) as client:
+            for start in range(0, len(examples), 64):
+                chunk = examples[start : start + 64]
+                r = client.post(f"{server.url}/predict", json={"text": [e.sentence for e in chunk]})
+                r.raise_for_status()
+                for example, row in zip(chunk, r.json()["predictions"]):
+                    correct += predicted_class([label["score"] for label in row]) == example.label
+    finally:
+        server.stop()
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "train_or_import.py"), "eval", "--data", str(SST2_DEV), "--engine", pair[0], "--precision", pair[1]],
+        check=True, cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True,
+    ).stdout
+    return {"served": correct / len(examples), "eval": float(out.split("accuracy:")[1].split()[0]),
+            "pair": f"{pair[0]}/{pair[1]}", "served_by": f"{info['engine']}/{info['precision']}"}
 
 
 def cpu_description() -> dict:
@@ -244,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         results["guard"] = meta.get("precision_guard", {})
         results["int8_recipe"] = recipe = meta.get("exports", {}).get("openvino_int8", {}).get("recipe")
         served = choose(results["guard"], supported_pairs(sub_path))
+        progress(f"SST-2 dev through POST /predict of what auto serves ({pair_key(*served)}), and eval of that pair")
+        results["served_accuracy"] = served_accuracy(sub_home, work, served)
         if not args.quick:  # a few minutes: the long-review accuracy table (benchmark/long_reviews.py)
             from benchmark import long_reviews
 

@@ -126,3 +126,19 @@ def test_the_long_review_table_is_in_the_report(tmp_path: Path) -> None:
     assert chosen["right truncation (first window)"] == 0 and chosen["left truncation (last window)"] == 1
     assert chosen["mean of window logits"] == 1 and chosen["most confident window"] == 1
     assert fresh_tokens(700, 2, 510, 384) == [510, 190]
+
+
+@pytest.mark.parametrize(
+    ("served", "served_by", "verdict"),
+    [
+        (0.8979, "openvino/bf16", "met"),  # within 0.1 point of eval: 0.8971
+        (0.8956, "openvino/bf16", "**not met**"),  # 0.23 point apart
+        (0.8979, "torch/fp32", "**not met**"),  # /info says another pair served than auto's choice
+    ],
+)
+def test_served_accuracy_is_judged_against_eval_of_the_served_pair(tmp_path: Path, served: float, served_by: str, verdict: str) -> None:
+    run = synthetic_run()
+    run["served_accuracy"] = {"served": served, "eval": 0.8971, "pair": "openvino/bf16", "served_by": served_by}
+    write_report(run, tmp_path)
+    rows = [line for line in (tmp_path / "summary.md").read_text().splitlines() if line.startswith("| SST-2 dev through POST /predict")]
+    assert len(rows) == 1 and rows[0].endswith(f"| {verdict} |"), rows
