@@ -45,6 +45,7 @@ from pathlib import Path
 import httpx
 
 from benchmark.report import write_report
+from harness.accuracy import eval_accuracy, served_accuracy
 from harness.processes import RedisServer, free_port, start_server
 from harness.prometheus import parse_metrics
 
@@ -99,31 +100,22 @@ def calibrate_arguments(recipe: str | None = None, selection: int | None = None)
             *(["--selection-size", str(selection)] if selection else [])]
 
 
-def served_accuracy(home: Path, work: Path, pair: tuple[str, str]) -> dict:
+def served_and_eval_accuracy(home: Path, work: Path, pair: tuple[str, str]) -> dict:
     """SST-2 dev through `POST /predict` of `bentoml serve` with ENGINE=auto PRECISION=auto, and
     `train_or_import.py eval` of the pair auto should serve: the two accuracies, and what /info says it served."""
-    from sentiment.model.scoring import predicted_class
     from sentiment.store.data import read_labelled
 
-    examples = read_labelled(SST2_DEV)
     server = start_server(home, work, env={"ENGINE": "auto", "PRECISION": "auto"})
     try:
         info = httpx.get(f"{server.url}/info", timeout=10).json()["served_by"]
-        correct = 0
-        with httpx.Client(timeout=120) as client:
-            for start in range(0, len(examples), 64):
-                chunk = examples[start : start + 64]
-                r = client.post(f"{server.url}/predict", json={"text": [e.sentence for e in chunk]})
-                r.raise_for_status()
-                for example, row in zip(chunk, r.json()["predictions"]):
-                    correct += predicted_class([label["score"] for label in row]) == example.label
+        served = served_accuracy(server.url, read_labelled(SST2_DEV))
     finally:
         server.stop()
     out = subprocess.run(
         [sys.executable, str(ROOT / "train_or_import.py"), "eval", "--data", str(SST2_DEV), "--engine", pair[0], "--precision", pair[1]],
         check=True, cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)}, capture_output=True, text=True,
     ).stdout
-    return {"served": correct / len(examples), "eval": float(out.split("accuracy:")[1].split()[0]),
+    return {"served": served, "eval": eval_accuracy(out),
             "pair": f"{pair[0]}/{pair[1]}", "served_by": f"{info['engine']}/{info['precision']}"}
 
 
@@ -275,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         results["int8_recipe"] = recipe = meta.get("exports", {}).get("openvino_int8", {}).get("recipe")
         served = choose(results["guard"], supported_pairs(sub_path))
         progress(f"SST-2 dev through POST /predict of what auto serves ({pair_key(*served)}), and eval of that pair")
-        results["served_accuracy"] = served_accuracy(sub_home, work, served)
+        results["served_accuracy"] = served_and_eval_accuracy(sub_home, work, served)
         if not args.quick:  # a few minutes: the long-review accuracy table (benchmark/long_reviews.py)
             from benchmark import long_reviews
 
