@@ -67,9 +67,9 @@ if settings.log_format == "json":
     logs.use_json_lines()
 # BentoML's access line writes the raw path (forgeable); sentiment/http/identity.py writes ours
 NO_BENTOML_ACCESS_LOG = {"access": {"enabled": False}}
-# BentoML's own tracing, off unless TRACING_ENDPOINT is set (sentiment/tracing.py)
+# BentoML's own tracing, off (not even a span built) unless TRACING_ENDPOINT is set (sentiment/tracing.py)
 TRACING = tracing.bentoml_config(settings.tracing_endpoint, settings.tracing_protocol, settings.tracing_sample_rate)
-if TRACING:
+if settings.tracing_endpoint:
     tracing.enable()
 # One per public worker process, shared by predict() and the HTTP middleware.
 ADMISSION = TextAdmission(settings.max_queued_texts)
@@ -104,7 +104,7 @@ def freeze_startup_objects() -> None:
     traffic={"timeout": settings.request_timeout_s},
     runner_connection=NEVER_RECYCLE,  # read by the public service's client (sentiment/batching/connection.py)
     logging=NO_BENTOML_ACCESS_LOG,
-    **({"tracing": TRACING} if TRACING else {}),
+    tracing=TRACING,
 )
 class SentimentModel:
     """The classifier behind the public service; texts from concurrent requests share batches."""
@@ -117,7 +117,7 @@ class SentimentModel:
         verify_bounded_traffic_metrics()  # tripwires: metric labels bounded, request values out of the log
         logs.check_request_values_hidden()
         respawn.check_respawn()  # tripwire: this worker comes back if it dies
-        if TRACING:
+        if settings.tracing_endpoint:
             tracing.check_tracer_provider()
         # Request handling (the public service) is latency-critical and light; the
         # model takes whatever CPU is left, so it runs at a lower priority.
@@ -227,7 +227,7 @@ def service_info(stored: StoredClassifier, scoring: Scoring, guard: dict | None,
     name="sentiment",
     traffic={"timeout": settings.request_timeout_s},
     logging=NO_BENTOML_ACCESS_LOG,
-    **({"tracing": TRACING} if TRACING else {}),
+    tracing=TRACING,
 )
 class Sentiment:
     """Public API: validation, prediction cache, and the call to the model service."""
@@ -240,7 +240,7 @@ class Sentiment:
         startup = StartupTimer("sentiment")
         verify_bounded_traffic_metrics()  # tripwires: metric labels bounded, request values out of the log
         logs.check_request_values_hidden()
-        if TRACING:
+        if settings.tracing_endpoint:
             tracing.check_tracer_provider()
         stored = StoredClassifier.from_model(self.model_ref)
         # tokenizer and config only: the weights load in the model service (or below, inline, as model_load)

@@ -35,10 +35,21 @@ def enable() -> None:
     _enabled = True
 
 
+# Every URL, for BentoML's documented `tracing.excluded_urls` (regexes searched in the URL).
+EVERY_URL = [".*"]
+
+
 def bentoml_config(endpoint: str | None, protocol: str, sample_rate: float) -> dict[str, Any]:
-    """BentoML's `tracing` service setting for these settings ({} = off)."""
+    """BentoML's `tracing` service setting for these settings.
+
+    Off, BentoML would still run OpenTelemetry's ASGI middleware on every request and
+    build a span nobody exports: measured on 2 cores, cached requests 950 -> 1,500 req/s
+    and W1 290 -> 335 without it. So off means every URL excluded from tracing; the
+    middleware then passes requests straight through (and BentoML's X-BentoML-Request-ID
+    header, a span id, goes with it; our x-request-id stays).
+    """
     if not endpoint:
-        return {}
+        return {"excluded_urls": EVERY_URL}
     return {"exporter_type": "otlp", "sample_rate": sample_rate, "otlp": {"protocol": protocol, "endpoint": endpoint}}
 
 

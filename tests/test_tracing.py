@@ -31,6 +31,7 @@ def test_one_trace_per_request_across_both_services(bentoml_home, tmp_path) -> N
             r = httpx.post(f"{server.url}/predict", json={"text": [text]}, timeout=60,
                            headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": request_id})
             assert r.status_code == 200
+            assert "x-bentoml-request-id" in r.headers  # BentoML's span hook ran (see the test below)
 
             def request_trace() -> list:
                 roots = [s for s in receiver.spans() if s.attributes.get("sentiment.request_id") == request_id]
@@ -58,6 +59,16 @@ def test_one_trace_per_request_across_both_services(bentoml_home, tmp_path) -> N
     # no text and no key in any attribute of any span received
     everything = " ".join(str(v) for s in receiver.spans() for v in s.attributes.values())
     assert text not in everything and KEY not in everything
+
+
+def test_without_tracing_no_span_is_built_for_any_route(server) -> None:  # noqa: ANN001
+    """Tracing off: BentoML's OpenTelemetry middleware passes every request through (sentiment/tracing.py).
+    Its request hook, which sets X-BentoML-Request-ID from the span (present above, with tracing on), never runs."""
+    for method, path, body in (("POST", "/predict", {"text": ["an untraced review"]}), ("GET", "/info", None), ("GET", "/readyz", None)):
+        r = httpx.request(method, f"{server.url}{path}", json=body, timeout=60)
+        assert r.status_code == 200, path
+        assert "x-bentoml-request-id" not in r.headers, path
+        assert r.headers["x-request-id"], path  # ours stays
 
 
 def test_a_request_sharing_a_call_links_to_it(bentoml_home, tmp_path) -> None:  # noqa: ANN001
