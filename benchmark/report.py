@@ -87,7 +87,9 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "course": latency_figures(results["course"]),
         "course_baseline": latency_figures(results["course_baseline"]),
     }
-    for name in ("w1", "w2", "w3", "cached", "noop", "noop_w1", "noop_w3", "inline_w1", "inline_w2", "inline_w3"):
+    f["request_work"] = results.get("request_work", {})
+    for name in ("w1", "w2", "w3", "cached", "noop", "noop_w1", "noop_w3", "noop_untraced", "noop_untraced_w3",
+                 "inline_w1", "inline_w2", "inline_w3"):
         if name in results:
             f[name] = closed_loop_figures(results[name])
     f["stages"] = {name: stage_breakdown(results[name]) for name in STAGE_RUNS if name in results}
@@ -242,7 +244,9 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
             (f"W2 sentences/s ≥ 0.85 x E_a ({where})", f"{r[prefix + 'w2_vs_E_a']:.2f} x E_a ({w2['sentences_per_s']:.1f} vs {c['E_a']:.1f})", r[prefix + "w2_vs_E_a"] >= 0.85),
         ]
     targets += [
-        ("Cached req/s ≥ 0.95 x the no-op endpoint (same load)", f"{r['cached_vs_noop']:.0%} ({f['cached']['requests_per_s']:.0f} vs {f['noop']['requests_per_s']:.0f} req/s)", r["cached_vs_noop"] >= 0.95),
+        ("Cached req/s ≥ 0.95 x the no-op endpoint (same load)", f"{r['cached_vs_noop']:.0%} ({f['cached']['requests_per_s']:.0f} vs {f['noop']['requests_per_s']:.0f} req/s)"
+         + (f"; {f['cached']['requests_per_s'] / f['noop_untraced']['requests_per_s']:.0%} of the no-op with tracing off" if "noop_untraced" in f else ""),
+         r["cached_vs_noop"] >= 0.95),
         ("openvino/int8 passes the guard (substitute, SST-2 dev)", f"agreement {int8_guard.get('agreement', float('nan')):.2%}, accuracy {int8_guard.get('accuracy', float('nan')):.2%}"
          + (f", recipe {f['int8_recipe']}" if f.get("int8_recipe") else ""), bool(int8_guard.get("passed"))),
         (f"openvino/int8 ≥ {r['int8_target']}x the fastest other passing pair at batch 32", f"{r['int8_vs_fastest_other_a']:.2f}x", r["int8_vs_fastest_other_a"] >= r["int8_target"]),
@@ -261,7 +265,8 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
         for n, label in (("w1", "W1: 32 clients x 1 unique text"), ("w2", "W2: 16 clients x 8 unique texts"), ("w3", "W3: 1 client x 1 text"),
                          ("inline_w1", "W1, model inline"), ("inline_w2", "W2, model inline"), ("inline_w3", "W3, model inline"),
                          ("cached", "cached: 10 clients, cached text"), ("noop", "no-op BentoML endpoint, same load"),
-                         ("noop_w1", "no-op BentoML endpoint, W1's load (H_32)"), ("noop_w3", "no-op BentoML endpoint, W3's load (H_1)"))
+                         ("noop_w1", "no-op BentoML endpoint, W1's load (H_32)"), ("noop_w3", "no-op BentoML endpoint, W3's load (H_1)"),
+                         ("noop_untraced", "no-op endpoint, tracing off, cached load"), ("noop_untraced_w3", "no-op endpoint, tracing off, W3's load"))
         if n in f
     )
     sat = f["saturation"]
@@ -289,7 +294,7 @@ served as {f['served']} (what ENGINE=auto PRECISION=auto chose for the substitut
 | H_1 | no-op BentoML endpoint, W3's load (1 client) | {c['H_1']:.1f} |
 | L1 | 1 / (1/E_a + 1/H_32): model and HTTP work on the same cores | {c['L1']:.1f} |
 | L3 | 1 / (1/E_b + 1/H_1) | {c['L3']:.1f} |
-{stages_section(f)}
+{untraced_rows(f)}{stages_section(f)}
 ## Engines (in process, sentences/s) and the accuracy guard (substitute model, SST-2 dev)
 
 a = batch 32 of 16-token sentences, b = batch 1 of 16 tokens, c = SST-2 dev in
@@ -337,6 +342,26 @@ def cpu_line(cpu: dict[str, Any]) -> str:
     return f"{cpu.get('model', '?')}, {cpu.get('cores', '?')} cores, flags {' '.join(cpu.get('flags', [])) or 'none of note'}"
 
 
+def untraced_rows(f: dict[str, Any]) -> str:
+    """The no-op endpoint as the service runs BentoML with tracing off: context for the targets, which use H as it comes."""
+    rows = [(label, f[name]["requests_per_s"]) for name, label in (
+        ("noop_untraced_w3", "no-op endpoint with tracing off (no span per request, as the service runs), W3's load"),
+        ("noop_untraced", "the same, the cached run's load (10 clients)"),
+    ) if name in f]
+    return "".join(f"| | {label} | {value:.1f} |\n" for label, value in rows)
+
+
+def request_work_line(f: dict[str, Any]) -> str:
+    work = f.get("request_work") or {}
+    if not work:
+        return ""
+    return (f"\nTokenizing one text into its cache key and ids costs {work['alone_us']:.0f} µs of CPU in a loop of its own and "
+            f"{work['after_forward_us']:.0f} µs right after a batch-1 forward of {f['served']} on the same cores "
+            f"({work['after_forward_us'] / work['alone_us']:.1f}x): the forward leaves the caches cold for the request's own work, "
+            "so a lone request's HTTP and Python path costs more than the no-op endpoint's, measured on its own, and L3 "
+            "(ceilings added as if measured together) is not reached by that much.\n")
+
+
 def stages_section(f: dict[str, Any]) -> str:
     """Where a request's milliseconds go, from the service's own stage timings (means per request)."""
     if not any(f.get("stages", {}).values()):
@@ -355,7 +380,7 @@ worker's forward pass for one adaptive batch.
 | stage | W1 (32 clients) | W3 (1 client) | W1, model inline | W3, model inline |
 | --- | --- | --- | --- | --- |
 {rows}
-"""
+{request_work_line(f)}"""
 
 
 def long_reviews_section(results: dict[str, Any]) -> str:

@@ -169,6 +169,48 @@ def raw_throughput(model_dir: str, seconds: float) -> dict[str, dict[str, float]
     return results
 
 
+def request_work_after_forward(model_dir: str, pair: tuple[str, str], texts: int = 400) -> dict[str, float]:
+    """CPU time (µs) of one request-path step, tokenizing a text into its cache key and ids, on its
+    own and right after a batch-1 forward of the served pair on the same cores.
+
+    Why: a lone request alternates the two, and the forward streams the weights through
+    the caches the interpreter's code and objects were in, so the request's own work runs
+    slower than it does in a loop of its own (and than the no-op endpoint's does): L3 adds
+    ceilings measured apart, on warm caches.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sentiment.cache.keys import CacheKeys
+    from sentiment.model.cpu import engine_threads
+    from sentiment.model.inference import Classifier
+    from sentiment.model.tokenization import load_tokenizer
+
+    classifier = Classifier(model_dir, engine=pair[0], precision=pair[1], threads=engine_threads())
+    keys = CacheKeys(load_tokenizer(model_dir), "benchmark", 512)
+    one = classifier.token_ids(sentences(1, seed=4))
+    engine = ThreadPoolExecutor(max_workers=1)  # as MODEL_PLACEMENT=inline runs it
+
+    async def measure(after_forward: bool, seed: int) -> float:
+        loop, cpu = asyncio.get_running_loop(), 0.0
+        for text in sentences(texts, seed=seed):
+            if after_forward:
+                await loop.run_in_executor(engine, classifier.logits, one)
+            start = time.thread_time()
+            await keys.encode([text])
+            cpu += time.thread_time() - start
+        return 1e6 * cpu / texts
+
+    async def both() -> dict[str, float]:
+        await measure(True, seed=5)  # warm-up
+        return {"alone_us": await measure(False, seed=6), "after_forward_us": await measure(True, seed=7)}
+
+    try:
+        return asyncio.run(both())
+    finally:
+        engine.shutdown()
+
+
 class MetricsSampler(threading.Thread):
     """Scrapes /metrics every second while scenarios run."""
 
@@ -287,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         served = tuple(args.serve.split("/"))  # type: ignore[assignment]
     results["served"] = pair_key(*served)
+    results["request_work"] = request_work_after_forward(stored_path, served)
+    progress(f"tokenizing one text: {results['request_work']['alone_us']:.0f} µs CPU alone, "
+             f"{results['request_work']['after_forward_us']:.0f} µs right after a forward")
     baseline = ("torch", "bf16" if supports_bf16() else "fp32")
     results["baseline"] = pair_key(*baseline)
     progress(f"serving {results['served']} (auto's choice for the substitute model); baseline {results['baseline']}")
@@ -340,6 +385,14 @@ def main(argv: list[str] | None = None) -> int:
                                              "DURATION": seconds(20)}, args.out, name)
         finally:
             noop.stop()
+        progress("the no-op service with tracing off as this service runs BentoML (no span built), W3's and the cached load")
+        untraced = start_server(home, work, service="benchmark.noop_service:NoopUntraced")
+        try:
+            results["noop_untraced"] = k6(clients, {"BASE_URL": untraced.url, **cached_env}, args.out, "noop-untraced")
+            results["noop_untraced_w3"] = k6(clients, {"BASE_URL": untraced.url, "VUS": "1", "TEXTS": "1",
+                                                       "DURATION": seconds(20)}, args.out, "noop-untraced-w3")
+        finally:
+            untraced.stop()
         progress(f"course scenario on today's path ({results['baseline']})")
         base = start_server(home, work, env={**env, "ENGINE": baseline[0], "PRECISION": baseline[1]})
         try:
