@@ -10,6 +10,7 @@ classify  # BentoML: the model service's batchable API, called over HTTP by the 
 close_cache  # BentoML: an @bentoml.on_shutdown hook
 status_code  # BentoML: read from the request context after predict returns (service.py)
 Noop  # BentoML: `bentoml serve benchmark.noop_service:Noop` (benchmark/run.py)
+NoopUntraced  # BentoML: `bentoml serve benchmark.noop_service:NoopUntraced` (benchmark/run.py)
 CourseUser  # Locust: user classes are named on the command line (README, "Load tests")
 SaturationUser  # Locust
 wait_time  # Locust: read by the runner between tasks

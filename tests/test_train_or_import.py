@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from harness.processes import ROOT, start_server
+from sentiment.model.cpu import supports_bf16
+from sentiment.model.engines import OpenVINOEngine
 from tests.conftest import SST2_DEV, SST2_TRAIN
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
@@ -211,6 +213,13 @@ def test_import_with_calibrate_quantizes_activations_chosen_on_texts_the_guard_n
     weight_only = next(p for p in models.glob("plain/*/openvino/int8.xml"))
     assert fake_quantize_ops(calibrated) > 0 and fake_quantize_ops(weight_only) == 0
     assert stored_metadata(tmp_path, "plain:latest")["exports"]["openvino_int8"]["calibrated"] is False
+    # what the recipe leaves in float runs in bf16 where this CPU has it: recorded in the IR, judged and served so
+    expected = "bf16" if supports_bf16() else "f32"
+    assert int8["float_part"] == expected and f"what it leaves in float runs in {expected}" in result.stderr
+    served = OpenVINOEngine(str(calibrated.parent.parent), "int8", threads=1)
+    assert served.float_part == expected
+    assert served.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == expected
+    assert OpenVINOEngine(str(weight_only.parent.parent), "int8", threads=1).float_part == "f32"  # weight-only: unrecorded
 
     few = labelled_slice(SST2_TRAIN, tmp_path / "few.tsv", 5)
     refused = cli("import", "--source", str(tiny_model_dir), "--calibrate", str(few), home=tmp_path, check=False)

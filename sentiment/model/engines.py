@@ -7,7 +7,8 @@
               fp32 (f32 hint: OpenVINO's default on bf16-capable CPUs is bf16)
               | bf16 (bf16 hint) | int8 (weights and activations, calibrated at import
               with `--calibrate FILE`: sentiment/store/int8.py; else weights only);
-              what int8 leaves in float runs in f32
+              what calibrated int8 leaves in float runs at the precision recorded in
+              its IR at import (bf16 where that CPU had it), f32 elsewhere
 
 Exports are made once, when a model is imported or trained
 (`export_openvino`), and stored inside the model's folder in the BentoML model
@@ -135,17 +136,18 @@ class OpenVINOEngine:
 
         self.precision = precision
         self.threads = max(1, threads)
-        config = {
-            # explicit: OpenVINO's default on bf16-capable CPUs is bf16, even for an fp32 model
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,  # one batch at a time, like the batcher sends them
-            "INFERENCE_NUM_THREADS": self.threads,
-        }
         core = ov.Core()
         start = time.perf_counter()
         model = core.read_model(openvino_files(model_dir, precision))
         read = time.perf_counter()
+        # the float part's precision: explicit, as OpenVINO's default on bf16-capable CPUs is bf16, even for an fp32 model
+        self.float_part = "bf16" if precision == "bf16" else float_part(model) if precision == "int8" else "f32"
+        config = {
+            "INFERENCE_PRECISION_HINT": self.float_part,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,  # one batch at a time, like the batcher sends them
+            "INFERENCE_NUM_THREADS": self.threads,
+        }
         self.compiled = core.compile_model(model, "CPU", config)
         self._request = self.compiled.create_infer_request()
         self.load_seconds = {"engine_read": read - start, "engine_compile": time.perf_counter() - read}
@@ -155,6 +157,17 @@ class OpenVINOEngine:
 
         result = self._request.infer({"input_ids": input_ids, "attention_mask": attention_mask})
         return np.array(result[0], dtype=np.float32)  # a copy: the request's buffer is reused
+
+
+FLOAT_PART = ["sentiment", "float_part"]  # where an int8 IR records the precision of what it leaves in float
+
+
+def float_part(model: object) -> str:
+    """What an int8 IR's float operations run at: as recorded when it was calibrated and
+    judged (bf16 where the importing CPU had it), f32 if unrecorded (weight-only int8) or if
+    this CPU has no bf16 (closer to fp32 than what the guard judged)."""
+    recorded = model.get_rt_info(FLOAT_PART).astype(str) if model.has_rt_info(FLOAT_PART) else "f32"  # type: ignore[attr-defined]
+    return "bf16" if recorded == "bf16" and cpu.supports_bf16() else "f32"
 
 
 def export_openvino(model: object, model_dir: str | Path, *, int8: bool = True) -> list[Path]:
