@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.processes import start_server
-from sentiment.store.int8 import RECIPES, choose_recipe
+from sentiment.store.int8 import RECIPES, choose_recipe, runnable
 from tests.conftest import SST2_TRAIN
 from tests.test_train_or_import import cli, stored_metadata
 
@@ -21,7 +21,7 @@ def test_import_with_eval_guards_every_pair_then_auto_serves_the_fast_path(real_
     if calibrate:  # int8 of activations, its recipe chosen on SST-2 train texts, then judged on dev like the rest
         int8 = meta["exports"]["openvino_int8"]
         assert int8["calibrated"] is True and int8["recipe"] == choose_recipe(int8["tried"])
-        assert set(int8["tried"]) == set(RECIPES)
+        assert set(int8["tried"]) == set(runnable(tuple(RECIPES)))  # the bf16 float parts where the CPU has bf16
         assert all(r["selection_flips"] >= 0 and r["texts_per_s"] > 0 for r in int8["tried"].values())
     assert meta["eval_accuracy"] == pytest.approx(0.8979, abs=1e-4)
     # torch int8 (dynamic quantization) is measured and refused: 96.4% agreement, 89.8% -> 88.8%

@@ -7,8 +7,8 @@
               fp32 (f32 hint: OpenVINO's default on bf16-capable CPUs is bf16)
               | bf16 (bf16 hint) | int8 (weights and activations, calibrated at import
               with `--calibrate FILE`: sentiment/store/int8.py; else weights only);
-              what calibrated int8 leaves in float runs at the precision recorded in
-              its IR at import (bf16 where that CPU had it), f32 elsewhere
+              what calibrated int8 leaves in float runs at the precision its recipe
+              recorded in the IR (f32, or bf16 on a CPU with bf16)
 
 Exports are made once, when a model is imported or trained
 (`export_openvino`), and stored inside the model's folder in the BentoML model
@@ -163,9 +163,9 @@ FLOAT_PART = ["sentiment", "float_part"]  # where an int8 IR records the precisi
 
 
 def float_part(model: object) -> str:
-    """What an int8 IR's float operations run at: as recorded when it was calibrated and
-    judged (bf16 where the importing CPU had it), f32 if unrecorded (weight-only int8) or if
-    this CPU has no bf16 (closer to fp32 than what the guard judged)."""
+    """What an int8 IR's float operations run at: as its recipe recorded when it was calibrated
+    and judged, f32 if unrecorded (weight-only int8) or if this CPU has no bf16 (closer to
+    fp32 than what the guard judged)."""
     recorded = model.get_rt_info(FLOAT_PART).astype(str) if model.has_rt_info(FLOAT_PART) else "f32"  # type: ignore[attr-defined]
     return "bf16" if recorded == "bf16" and cpu.supports_bf16() else "f32"
 
