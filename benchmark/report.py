@@ -88,6 +88,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "course_baseline": latency_figures(results["course_baseline"]),
     }
     f["request_work"] = results.get("request_work", {})
+    f["batch_curve"] = results.get("batch_curve", {})
     for name in ("w1", "w2", "w3", "cached", "noop", "noop_w1", "noop_w3", "noop_untraced", "noop_untraced_w3",
                  "inline_w1", "inline_w2", "inline_w3"):
         if name in results:
@@ -362,6 +363,19 @@ def request_work_line(f: dict[str, Any]) -> str:
             "(ceilings added as if measured together) is not reached by that much.\n")
 
 
+def batch_curve_line(f: dict[str, Any]) -> str:
+    """Why W1's batch size matters less than its target says: the engine's rate by batch size, beside W1's batches."""
+    curve = f.get("batch_curve") or {}
+    if not curve or "w1" not in f:
+        return ""
+    rates = ", ".join(f"{size}: {rate:.0f}" for size, rate in curve.items())
+    batch = f["w1"]["mean_batch_texts"]
+    why = (": the clients split into two cohorts, one computed while the other is answered and sends again, "
+           "so a batch holds about half of them" if batch <= 0.6 * 32 else "")
+    return (f"\n{f['served']} in process by batch size (texts: sentences/s): {rates}. Under W1 (32 clients, one call to the "
+            f"model in flight) batches held {batch:.1f} texts{why}.\n")
+
+
 def stages_section(f: dict[str, Any]) -> str:
     """Where a request's milliseconds go, from the service's own stage timings (means per request)."""
     if not any(f.get("stages", {}).values()):
@@ -380,7 +394,7 @@ worker's forward pass for one adaptive batch.
 | stage | W1 (32 clients) | W3 (1 client) | W1, model inline | W3, model inline |
 | --- | --- | --- | --- | --- |
 {rows}
-{request_work_line(f)}"""
+{request_work_line(f)}{batch_curve_line(f)}"""
 
 
 def long_reviews_section(results: dict[str, Any]) -> str:

@@ -211,6 +211,24 @@ def request_work_after_forward(model_dir: str, pair: tuple[str, str], texts: int
         engine.shutdown()
 
 
+def batch_curve(model_dir: str, pair: tuple[str, str], seconds: float, sizes: tuple[int, ...] = (1, 4, 8, 12, 16, 24, 32)) -> dict[str, float]:
+    """The served pair's rate (sentences/s, in process) by batch size: what a bigger batch would gain."""
+    from sentiment.model.cpu import engine_threads
+    from sentiment.model.inference import Classifier
+
+    classifier = Classifier(model_dir, engine=pair[0], precision=pair[1], threads=engine_threads())
+    sixteen = [ids[:15] + ids[-1:] for ids in classifier.token_ids(sentences(32, seed=1))]  # as raw_throughput's
+    curve: dict[str, float] = {}
+    for size in sizes:
+        classifier.logits(sixteen[:size])
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            classifier.logits(sixteen[:size])
+            done += size
+        curve[str(size)] = done / (time.perf_counter() - start)
+    return curve
+
+
 class MetricsSampler(threading.Thread):
     """Scrapes /metrics every second while scenarios run."""
 
@@ -329,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         served = tuple(args.serve.split("/"))  # type: ignore[assignment]
     results["served"] = pair_key(*served)
+    results["batch_curve"] = batch_curve(stored_path, served, seconds=2 * scale)
+    progress("engine by batch size: " + ", ".join(f"{k}: {v:.0f}" for k, v in results["batch_curve"].items()))
     results["request_work"] = request_work_after_forward(stored_path, served)
     progress(f"tokenizing one text: {results['request_work']['alone_us']:.0f} µs CPU alone, "
              f"{results['request_work']['after_forward_us']:.0f} µs right after a forward")

@@ -53,7 +53,7 @@ def synthetic_run() -> dict:
         "cached": scenario(1015, [1.5] * 100, rate=880.0), "noop": scenario(1070, [1.2] * 100, rate=950.0),
         "noop_w1": scenario(1080, [30.0] * 100, rate=1000.0), "noop_w3": scenario(1090, [1.0] * 100, rate=800.0),
         "noop_untraced": scenario(1095, [1.0] * 100, rate=1100.0), "noop_untraced_w3": scenario(1096, [0.8] * 100, rate=900.0),
-        "request_work": {"alone_us": 40.0, "after_forward_us": 120.0},
+        "request_work": {"alone_us": 40.0, "after_forward_us": 120.0}, "batch_curve": {"1": 260.0, "12": 450.0, "32": 500.0},
         "inline_w1": scenario(1100, [70.0] * 100, rate=300.0, batch=28.0),
         "inline_w2": scenario(1110, [80.0] * 100, rate=55.0, texts=8, batch=60.0),
         "inline_w3": scenario(1120, [4.0] * 100, rate=180.0, batch=1.0),
@@ -100,6 +100,7 @@ def test_report_folder_has_summary_charts_and_results(tmp_path: Path) -> None:
     assert ("| Cached req/s ≥ 0.95 x the no-op endpoint (same load) | 93% (880 vs 950 req/s); "
             "80% of the no-op with tracing off | **not met** |") in summary
     assert "| | no-op endpoint with tracing off (no span per request, as the service runs), W3's load | 900.0 |" in summary
+    assert "openvino/int8 in process by batch size (texts: sentences/s): 1: 260, 12: 450, 32: 500. Under W1" in summary
     assert "costs 40 µs of CPU in a loop of its own and 120 µs right after a batch-1 forward of openvino/int8 on the same cores (3.0x)" in summary
     assert ("| openvino/int8 passes the guard (substitute, SST-2 dev) | agreement 99.54%, accuracy 89.68%, "
             "recipe transformer, FFN output and head in float | met |") in summary
