@@ -89,6 +89,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     }
     f["request_work"] = results.get("request_work", {})
     f["batch_curve"] = results.get("batch_curve", {})
+    f["profiles"] = results.get("profiles", {})
     for name in ("w1", "w2", "w3", "cached", "noop", "noop_w1", "noop_w3", "noop_untraced", "noop_untraced_w3",
                  "inline_w1", "inline_w2", "inline_w3"):
         if name in results:
@@ -376,6 +377,30 @@ def batch_curve_line(f: dict[str, Any]) -> str:
             f"model in flight) batches held {batch:.1f} texts{why}.\n")
 
 
+PROFILE_RUNS = (("w1", "W1"), ("w3", "W3"), ("inline_w1", "W1, inline"), ("inline_w3", "W3, inline"))
+
+
+def profiles_section(f: dict[str, Any]) -> str:
+    """CPU ms per request by layer, per worker (benchmark/profile.py): one column per run and worker."""
+    columns = [(f"{label}: {worker}", layers) for run, label in PROFILE_RUNS
+               for worker, layers in (f.get("profiles", {}).get(run) or {}).get("workers", {}).items() if layers]
+    if not columns:
+        return ""
+    layers = list(dict.fromkeys(layer for _, by in columns for layer in by if layer != "total")) + ["total"]
+    head = " | ".join(name for name, _ in columns)
+    rows = "\n".join(f"| {layer} | " + " | ".join(f"{by.get(layer, 0.0):.2f}" for _, by in columns) + " |" for layer in layers)
+    return f"""
+### CPU per request by layer (ms; py-spy of each worker, short extra runs)
+
+Samples of running threads only, charged to the innermost frame's library; the raw
+stacks are beside this report (`profile-*.txt`, flamegraph.pl's format).
+
+| layer | {head} |
+| --- | {" | ".join("---" for _ in columns)} |
+{rows}
+"""
+
+
 def stages_section(f: dict[str, Any]) -> str:
     """Where a request's milliseconds go, from the service's own stage timings (means per request)."""
     if not any(f.get("stages", {}).values()):
@@ -394,7 +419,7 @@ worker's forward pass for one adaptive batch.
 | stage | W1 (32 clients) | W3 (1 client) | W1, model inline | W3, model inline |
 | --- | --- | --- | --- | --- |
 {rows}
-{request_work_line(f)}{batch_curve_line(f)}"""
+{request_work_line(f)}{batch_curve_line(f)}{profiles_section(f)}"""
 
 
 def long_reviews_section(results: dict[str, Any]) -> str:

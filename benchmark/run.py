@@ -46,7 +46,7 @@ import httpx
 
 from benchmark.report import write_report
 from harness.accuracy import eval_accuracy, served_accuracy
-from harness.processes import RedisServer, free_port, start_server
+from harness.processes import RedisServer, ServerProcess, free_port, start_server
 from harness.prometheus import parse_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         progress("cached: 10 clients, cached texts only (k6/clients.js CACHED=1)")
         cached_env = {"VUS": "10", "TEXTS": "1", "CACHED": "1", "DURATION": seconds(15)}
         results["cached"] = k6(clients, {"BASE_URL": server.url, **cached_env}, args.out, "cached", metrics_url=server.url)
+        progress("profiles: py-spy of each worker under W1's and W3's load (extra short runs, not the measured ones)")
+        results["profiles"] = {"w1": profiled(server, 32, args.out, "profile-w1"), "w3": profiled(server, 1, args.out, "profile-w3")}
     finally:
         try:
             results["metrics"] = sampler.stop()
@@ -393,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, vus, texts in WORKLOADS:
                 results[f"inline_{name}"] = k6(clients, {"BASE_URL": inline.url, "VUS": str(vus), "TEXTS": str(texts),
                                                          "DURATION": seconds(20)}, args.out, f"inline-{name}", metrics_url=inline.url)
+            results["profiles"].update(inline_w1=profiled(inline, 32, args.out, "profile-inline-w1"),
+                                       inline_w3=profiled(inline, 1, args.out, "profile-inline-w3"))
         finally:
             inline.stop()
         progress("HTTP ceiling: a no-op BentoML service under the cached run's load")
@@ -425,6 +429,18 @@ def main(argv: list[str] | None = None) -> int:
     write_report(results, args.out)
     progress(f"report: {args.out / 'summary.md'}")
     return 0
+
+
+def profiled(server: ServerProcess, vus: int, out_dir: Path, name: str, seconds: int = 8) -> dict:
+    """CPU ms per request by layer in each worker (benchmark/profile.py), under `vus` one-text clients."""
+    from benchmark import profile
+
+    if not profile.PY_SPY.is_file():
+        return {}
+    started = profile.start(profile.workers(server.proc.pid), seconds, out_dir, name)
+    run = k6("k6/clients.js", {"BASE_URL": server.url, "VUS": str(vus), "TEXTS": "1", "DURATION": f"{seconds + 2}s"}, out_dir, name)
+    rate = run["metrics"]["http_reqs"]["rate"]
+    return {"clients": vus, "requests_per_s": rate, "workers": profile.finish(started, round(rate * seconds))}
 
 
 def redis_flush(redis: RedisServer) -> None:

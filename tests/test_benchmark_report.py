@@ -53,6 +53,9 @@ def synthetic_run() -> dict:
         "cached": scenario(1015, [1.5] * 100, rate=880.0), "noop": scenario(1070, [1.2] * 100, rate=950.0),
         "noop_w1": scenario(1080, [30.0] * 100, rate=1000.0), "noop_w3": scenario(1090, [1.0] * 100, rate=800.0),
         "noop_untraced": scenario(1095, [1.0] * 100, rate=1100.0), "noop_untraced_w3": scenario(1096, [0.8] * 100, rate=900.0),
+        "profiles": {"w3": {"clients": 1, "requests_per_s": 100.0, "workers": {
+            "sentiment": {"this service's code": 0.5, "BentoML and its HTTP stack (batcher, uvicorn, h11, Starlette, OpenTelemetry)": 1.0, "total": 1.5},
+            "sentiment_model": {"engine (OpenVINO, torch, numpy; the calling thread)": 4.0, "total": 4.0}}}},
         "request_work": {"alone_us": 40.0, "after_forward_us": 120.0}, "batch_curve": {"1": 260.0, "12": 450.0, "32": 500.0},
         "inline_w1": scenario(1100, [70.0] * 100, rate=300.0, batch=28.0),
         "inline_w2": scenario(1110, [80.0] * 100, rate=55.0, texts=8, batch=60.0),
@@ -101,6 +104,8 @@ def test_report_folder_has_summary_charts_and_results(tmp_path: Path) -> None:
             "80% of the no-op with tracing off | **not met** |") in summary
     assert "| | no-op endpoint with tracing off (no span per request, as the service runs), W3's load | 900.0 |" in summary
     assert "openvino/int8 in process by batch size (texts: sentences/s): 1: 260, 12: 450, 32: 500. Under W1" in summary
+    assert "| layer | W3: sentiment | W3: sentiment_model |" in summary
+    assert "| engine (OpenVINO, torch, numpy; the calling thread) | 0.00 | 4.00 |" in summary and "| total | 1.50 | 4.00 |" in summary
     assert "costs 40 µs of CPU in a loop of its own and 120 µs right after a batch-1 forward of openvino/int8 on the same cores (3.0x)" in summary
     assert ("| openvino/int8 passes the guard (substitute, SST-2 dev) | agreement 99.54%, accuracy 89.68%, "
             "recipe transformer, FFN output and head in float | met |") in summary
@@ -148,3 +153,24 @@ def test_served_accuracy_is_judged_against_eval_of_the_served_pair(tmp_path: Pat
     write_report(run, tmp_path)
     rows = [line for line in (tmp_path / "summary.md").read_text().splitlines() if line.startswith("| SST-2 dev through POST /predict")]
     assert len(rows) == 1 and rows[0].endswith(f"| {verdict} |"), rows
+
+
+def test_profile_samples_are_charged_to_the_innermost_frame_of_a_known_layer() -> None:
+    from benchmark.profile import by_layer
+
+    raw = "\n".join([
+        # the engine under our code: the engine's
+        "_run (asyncio/events.py:80);run_batch (service.py:170);InferRequest.infer (openvino/_ov_api.py:202) 50",
+        # a metric update inside our middleware: the metrics library's
+        "__call__ (sentiment/http/identity.py:60);inc (prometheus_client/values.py:104) 10",
+        # our code called from BentoML's: ours
+        "api_endpoint (_bentoml_impl/server/app.py:600);predict (service.py:300) 25",
+        "select (selectors.py:468) 15",  # nothing known: the rest
+        "not a sample line",
+    ])
+    layers = by_layer(raw, rate_hz=100, requests=10)  # 1 sample = 10 ms of CPU; per request: / 10
+    assert layers["engine (OpenVINO, torch, numpy; the calling thread)"] == pytest.approx(50.0)
+    assert layers["metrics (prometheus_client)"] == pytest.approx(10.0)
+    assert layers["this service's code"] == pytest.approx(25.0)
+    assert layers["asyncio and the rest"] == pytest.approx(15.0)
+    assert layers["total"] == pytest.approx(100.0)
