@@ -137,6 +137,21 @@ def stored(home: Path) -> tuple[str, dict]:
     return path, meta
 
 
+def sixteen_tokens(classifier) -> list[list[int]]:  # noqa: ANN001 - a Classifier (imported where torch may load)
+    """64 sentences of 16 tokens each, the raw figures' input."""
+    return [ids[:15] + ids[-1:] for ids in classifier.token_ids(sentences(64, seed=1))]
+
+
+def batch_rate(classifier, inputs: list[list[int]], batch: int, seconds: float) -> float:  # noqa: ANN001
+    """Sentences/s of back-to-back forward passes of `batch` of `inputs` (after one warm-up pass)."""
+    classifier.logits(inputs[:batch])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        classifier.logits(inputs[done % 32 : done % 32 + batch])
+        done += batch
+    return done / (time.perf_counter() - start)
+
+
 def raw_throughput(model_dir: str, seconds: float) -> dict[str, dict[str, float]]:
     """Forward passes (token ids prepared beforehand) per engine/precision: a, b and c in sentences/s."""
     from sentiment.model.cpu import engine_threads
@@ -149,16 +164,9 @@ def raw_throughput(model_dir: str, seconds: float) -> dict[str, dict[str, float]
     dev = [e.sentence for e in read_labelled(SST2_DEV)] if SST2_DEV.is_file() else sentences(872, seed=2)
     for engine, precision in supported_pairs(model_dir):
         classifier = Classifier(model_dir, engine=engine, precision=precision, threads=threads)
-        sixteen = [ids[:15] + ids[-1:] for ids in classifier.token_ids(sentences(64, seed=1))]  # 16 tokens each
+        sixteen = sixteen_tokens(classifier)
         by_length = sorted(classifier.token_ids(dev), key=len)
-        row: dict[str, float] = {}
-        for name, batch in (("a", 32), ("b", 1)):
-            classifier.logits(sixteen[:batch])
-            done, start = 0, time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                classifier.logits(sixteen[done % 32 : done % 32 + batch])
-                done += batch
-            row[name] = done / (time.perf_counter() - start)
+        row = {name: batch_rate(classifier, sixteen, batch, seconds) for name, batch in (("a", 32), ("b", 1))}
         start = time.perf_counter()
         for i in range(0, len(by_length), 32):
             classifier.logits(by_length[i : i + 32])
@@ -169,7 +177,7 @@ def raw_throughput(model_dir: str, seconds: float) -> dict[str, dict[str, float]
     return results
 
 
-def request_work_after_forward(model_dir: str, pair: tuple[str, str], texts: int = 400) -> dict[str, float]:
+def request_work_after_forward(classifier, model_dir: str, texts: int = 400) -> dict[str, float]:  # noqa: ANN001
     """CPU time (µs) of one request-path step, tokenizing a text into its cache key and ids, on its
     own and right after a batch-1 forward of the served pair on the same cores.
 
@@ -182,11 +190,8 @@ def request_work_after_forward(model_dir: str, pair: tuple[str, str], texts: int
     from concurrent.futures import ThreadPoolExecutor
 
     from sentiment.cache.keys import CacheKeys
-    from sentiment.model.cpu import engine_threads
-    from sentiment.model.inference import Classifier
     from sentiment.model.tokenization import load_tokenizer
 
-    classifier = Classifier(model_dir, engine=pair[0], precision=pair[1], threads=engine_threads())
     keys = CacheKeys(load_tokenizer(model_dir), "benchmark", 512)
     one = classifier.token_ids(sentences(1, seed=4))
     engine = ThreadPoolExecutor(max_workers=1)  # as MODEL_PLACEMENT=inline runs it
@@ -211,22 +216,10 @@ def request_work_after_forward(model_dir: str, pair: tuple[str, str], texts: int
         engine.shutdown()
 
 
-def batch_curve(model_dir: str, pair: tuple[str, str], seconds: float, sizes: tuple[int, ...] = (1, 4, 8, 12, 16, 24, 32)) -> dict[str, float]:
+def batch_curve(classifier, seconds: float, sizes: tuple[int, ...] = (1, 4, 8, 12, 16, 24, 32)) -> dict[str, float]:  # noqa: ANN001
     """The served pair's rate (sentences/s, in process) by batch size: what a bigger batch would gain."""
-    from sentiment.model.cpu import engine_threads
-    from sentiment.model.inference import Classifier
-
-    classifier = Classifier(model_dir, engine=pair[0], precision=pair[1], threads=engine_threads())
-    sixteen = [ids[:15] + ids[-1:] for ids in classifier.token_ids(sentences(32, seed=1))]  # as raw_throughput's
-    curve: dict[str, float] = {}
-    for size in sizes:
-        classifier.logits(sixteen[:size])
-        done, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            classifier.logits(sixteen[:size])
-            done += size
-        curve[str(size)] = done / (time.perf_counter() - start)
-    return curve
+    sixteen = sixteen_tokens(classifier)
+    return {str(size): batch_rate(classifier, sixteen, size, seconds) for size in sizes}
 
 
 class MetricsSampler(threading.Thread):
@@ -347,9 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         served = tuple(args.serve.split("/"))  # type: ignore[assignment]
     results["served"] = pair_key(*served)
-    results["batch_curve"] = batch_curve(stored_path, served, seconds=2 * scale)
+    from sentiment.model.cpu import engine_threads
+    from sentiment.model.inference import Classifier
+
+    served_classifier = Classifier(stored_path, engine=served[0], precision=served[1], threads=engine_threads())
+    results["batch_curve"] = batch_curve(served_classifier, seconds=2 * scale)
     progress("engine by batch size: " + ", ".join(f"{k}: {v:.0f}" for k, v in results["batch_curve"].items()))
-    results["request_work"] = request_work_after_forward(stored_path, served)
+    results["request_work"] = request_work_after_forward(served_classifier, stored_path)
+    del served_classifier
     progress(f"tokenizing one text: {results['request_work']['alone_us']:.0f} µs CPU alone, "
              f"{results['request_work']['after_forward_us']:.0f} µs right after a forward")
     baseline = ("torch", "bf16" if supports_bf16() else "fp32")
