@@ -33,6 +33,7 @@ from sentiment.batching.connection import NEVER_RECYCLE, ModelService, check_nev
 from sentiment.batching.inline import InlineModel
 from sentiment.batching.merging import CallMerger
 from sentiment.batching.policy import install_batch_policy, verify_batch_policy
+from sentiment.batching.regroup import Regroup
 from sentiment.cache.backends import CircuitBreaker, MemoryBackend, NearCache, RedisBackend
 from sentiment.cache.keys import CacheKeys, TextUnits
 from sentiment.cache.prediction import PredictionCache
@@ -45,6 +46,7 @@ from sentiment.http.identity import RequestIdentityMiddleware, timing_headers
 from sentiment.http.info import InfoEndpoint
 from sentiment.http.limits import RequestLimitsMiddleware
 from sentiment.http.openapi import OpenAPIDocMiddleware
+from sentiment.http.predict import PredictEndpoint, PredictRoute
 from sentiment.http.page import IndexPage
 from sentiment.http.schemas import (
     BatchingLimits, Health, LabelScore, ModelInfo, PredictRequest, PredictResponse, RequestLimits, ServedBy, ServiceInfo,
@@ -77,6 +79,8 @@ TOKENIZING = CharAdmission(settings.max_tokenizing_chars)
 DRAIN = Drain()  # after SIGTERM: new requests 503 at once, accepted ones finish (sentiment/drain.py)
 # GET /info, filled in when the public service starts; the page and the OpenAPI document describe the same facts.
 INFO = InfoEndpoint()
+# POST /predict over HTTP, linked to the service's `classify` when it starts
+PREDICT = PredictEndpoint()
 
 
 def serving_pair(model: bentoml.Model) -> tuple[str, str]:
@@ -211,7 +215,8 @@ def service_info(stored: StoredClassifier, scoring: Scoring, guard: dict | None,
         served_by=ServedBy(engine=pair[0], precision=pair[1], why=why, guard=record, placement=settings.model_placement),
         batching=BatchingLimits(
             max_batch_size=settings.max_batch_size, max_latency_ms=settings.max_latency_ms,
-            batch_wait_ms=settings.batch_wait_ms, max_queued_texts=settings.max_queued_texts,
+            batch_wait_ms=settings.batch_wait_ms, regroup_wait=settings.batch_regroup_wait,
+            max_queued_texts=settings.max_queued_texts,
         ),
         limits=RequestLimits(
             max_texts=settings.max_texts, max_text_chars=settings.max_text_chars,
@@ -272,8 +277,9 @@ class Sentiment:
         else:
             check_never_recycled(self.model)  # tripwire: see sentiment/batching/connection.py
             classify = ModelService(self.model.to_async, "classify", retry_within_s=settings.request_timeout_s / 2)
-        self.model_calls = CallMerger(classify, max_items=settings.max_batch_size)
+        self.model_calls = CallMerger(classify, max_items=settings.max_batch_size, regroup=Regroup(settings.batch_regroup_wait))
         logger.info("prediction cache: %s; scores: %s over %s", backend.name, self.scoring.function, list(self.scoring.labels))
+        PREDICT.classify = self.classify  # POST /predict over HTTP (sentiment/http/predict.py)
         with startup.stage("gc_freeze"):
             freeze_startup_objects()
         startup.done()
@@ -298,27 +304,40 @@ class Sentiment:
         details: bool = False,
     ) -> PredictResponse | Response:
         """Classify texts. Every label of the model is returned, in label-id order, unless top_k is given."""
-        if not text:
-            return PredictResponse(predictions=[], details=[] if details else None)
-        windowing = None
-        if long_text == "chunk":  # never wider than the model's window; windows never leave text out
-            width = min(window or settings.chunk_window, self.max_tokens)
-            windowing = Windowing(width, min(stride or settings.chunk_stride, width - 8))
-        try:
-            with metrics.stage("tokenize"), TOKENIZING.acquire(sum(map(len, text))):
-                units = await self.keys.encode(text, truncation, windowing)
-            found = await self.cache.get_or_compute([w for u in units for w in u.windows], self.model_calls, ADMISSION)
-        except errors.ANSWERABLE as exc:
-            reply = errors.reply_for(exc, settings.retry_after_s)
+        # Over HTTP, POST /predict is answered by sentiment/http/predict.py with `classify` below;
+        # this declaration is what the OpenAPI document and BentoML's clients know, and in-process callers run.
+        request = PredictRequest.model_construct(
+            text=text, top_k=top_k, raw_scores=raw_scores, truncation=truncation, long_text=long_text,
+            window=window, stride=stride, details=details,
+        )
+        reply, headers = await self.classify(request)
+        ctx.response.headers.update(headers)
+        if isinstance(reply, errors.ErrorReply):
             ctx.response.status_code = reply.status  # BentoML applies the context's status to any response
             return reply.response()
+        return reply
+
+    async def classify(self, request: PredictRequest) -> tuple[PredictResponse | errors.ErrorReply, dict[str, str]]:
+        """One valid request's answer (or the error it gets), and its timing headers."""
+        text = request.text
+        if not text:
+            return PredictResponse(predictions=[], details=[] if request.details else None), {}
+        windowing = None
+        if request.long_text == "chunk":  # never wider than the model's window; windows never leave text out
+            width = min(request.window or settings.chunk_window, self.max_tokens)
+            windowing = Windowing(width, min(request.stride or settings.chunk_stride, width - 8))
+        try:
+            with metrics.stage("tokenize"), TOKENIZING.acquire(sum(map(len, text))):
+                units = await self.keys.encode(text, request.truncation, windowing)
+            found = await self.cache.get_or_compute([w for u in units for w in u.windows], self.model_calls, ADMISSION)
+        except errors.ANSWERABLE as exc:
+            return errors.reply_for(exc, settings.retry_after_s), {}
         with metrics.stage("respond"):
-            ctx.response.headers.update(timing_headers(found.waits))
             rows = [self.scoring.aggregate([found.logits[w.key] for w in u.windows]) for u in units]
             return PredictResponse(
-                predictions=[self._answer(row, top_k, raw_scores) for row in rows],
-                details=[self._details(u, found.hits) for u in units] if details else None,
-            )
+                predictions=[self._answer(row, request.top_k, request.raw_scores) for row in rows],
+                details=[self._details(u, found.hits) for u in units] if request.details else None,
+            ), timing_headers(found.waits)
 
     @staticmethod
     def _details(units: TextUnits, hits: frozenset[str]) -> TextDetails:
@@ -366,3 +385,5 @@ Sentiment.add_asgi_middleware(
     OpenAPIDocMiddleware, api_keys=bool(settings.api_keys_file), info=INFO,
     info_needs_key=bool(settings.api_keys_file) and settings.info_requires_key,
 )
+# innermost: POST /predict's answer, past every check above (sentiment/http/predict.py)
+Sentiment.add_asgi_middleware(PredictRoute, endpoint=PREDICT)

@@ -7,6 +7,7 @@
   a filter there turns such a record into one WARNING line naming the fields and the
   error types, without values or traceback. `check_request_values_hidden` is the
   start-up tripwire (no upstream setting exists; bentoml/BentoML has no issue for it).
+  `sentiment/http/predict.py`, which answers POST /predict itself, logs the same line.
 * BentoML's own access log writes the raw, percent-decoded request path: `/x%0a...`
   becomes a second, forged line. It is turned off (`logging.access.enabled`, a documented
   service setting) and `sentiment/http/identity.py` writes the access line instead, with
@@ -18,6 +19,10 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # the logger of BentoML's log_exception
 BENTOML_EXCEPTION_LOGGER = "bentoml._internal.server.http_app"
@@ -32,11 +37,16 @@ class ValidationErrorsWithoutValues(logging.Filter):
 
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, ValidationError):
-            where = "; ".join(f"{_where(e)}: {e['type']}" for e in error.errors(include_input=False))
-            record.msg, record.args = "request refused (400): %d validation error(s) for %s: %s", (error.error_count(), error.title, where)
+            record.msg, record.args = "%s", (refused(error),)
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+
+def refused(error: ValidationError) -> str:
+    """The one log line of a request refused with a 400: fields and error types, never values."""
+    where = "; ".join(f"{_where(e)}: {e['type']}" for e in error.errors(include_input=False))
+    return f"request refused (400): {error.error_count()} validation error(s) for {error.title}: {where}"
 
 
 def _where(error: dict) -> str:

@@ -115,6 +115,12 @@ BATCH_TEXTS = Histogram(
     documentation="Texts per adaptive batch run by the model service",
     buckets=_BATCH_BUCKETS,
 )
+BATCH_DEPARTURES = Counter(
+    name="sentiment_batch_departures",
+    documentation="Model calls by why they left: at_once, regrouped (the requests the last call answered are back), "
+    "full (MAX_BATCH_SIZE texts), gap (arrivals stopped), bound (waited the longest allowed); sentiment/batching/regroup.py",
+    labelnames=["reason"],
+)
 BATCH_TOKENS = Histogram(
     name="sentiment_batch_tokens",
     documentation="Tokens fed to the model per adaptive batch, padding included",

@@ -46,11 +46,12 @@ class Settings(BaseSettings):
     chunk_stride: int = Field(384, ge=1)
 
     # --- where the model runs ---------------------------------------------
-    # service: in its own worker, the model service behind the public one (its own process,
-    # priority and, in a cluster, its own scaling); inline: in the public worker, no hop
-    # between the two (one machine, one public worker: texts of concurrent requests still
-    # share batches, through the call merger)
-    model_placement: Literal["service", "inline"] = "service"
+    # inline: in the public worker, no hop between the two (texts of concurrent requests
+    # still share batches, through the call merger): for one machine, where both share the
+    # cores, which is every `bentoml serve` and every pod of deployment/; service: in its own
+    # worker, the model service behind the public one (its own process and priority): the
+    # topology to split across machines (its own scaling, GPU nodes)
+    model_placement: Literal["service", "inline"] = "inline"
 
     # --- adaptive batching (model service) --------------------------------
     max_batch_size: int = Field(64, ge=2)
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     # longest the batcher may hold a request back to grow a batch while the
     # model is idle; 0 = dispatch as soon as the model is free (continuous batching)
     batch_wait_ms: float = Field(0.0, ge=0)
+    # the next batch may wait for the requests the last one answered to come back (clients
+    # that send again at once), at most this many times the last batch's time; 0 = never
+    # (sentiment/batching/regroup.py)
+    batch_regroup_wait: float = Field(2.0, ge=0)
     # inside one batch, texts are sorted by length and run in groups of at most
     # this many texts and this many (padded) tokens
     group_max_texts: int = Field(32, ge=1)

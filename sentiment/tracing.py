@@ -89,6 +89,12 @@ def link_to(context: trace.SpanContext | None, **attributes: Any) -> None:  # no
         current.add_link(context, {f"sentiment.{k}": v for k, v in attributes.items()})
 
 
+def request_span_id() -> str | None:
+    """The current span's id as BentoML's X-BentoML-Request-ID header writes it (16 hex digits), or None untraced."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.span_id, "016x") if context.is_valid else None
+
+
 def annotate(**attributes: Any) -> None:  # noqa: ANN401
     """Attributes on the current span (the request's own, in the HTTP middleware)."""
     current = trace.get_current_span()

@@ -20,6 +20,7 @@ pytestmark  # pytest: each test module's tier (pytest.ini)
 pytest_collection_modifyitems  # pytest: a hook (tests/conftest.py)
 restore_sigterm  # pytest: a fixture, named in @pytest.mark.usefixtures (tests/sentiment/test_drain.py)
 batching  # pydantic: a field of ServiceInfo (sentiment/http/schemas.py), serialised into GET /info
+regroup_wait  # pydantic: a field of BatchingLimits (sentiment/http/schemas.py), set by keyword, serialised into GET /info
 placement  # pydantic: a field of ServedBy (sentiment/http/schemas.py), set by keyword, serialised into GET /info
 binary_location  # selenium: the browser binary it starts (harness/browser.py)
 exc_text  # logging: a LogRecord's fields, read by the handlers' formatters (sentiment/logs.py)

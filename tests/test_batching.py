@@ -19,13 +19,15 @@ from tests.helpers import batches_and_texts
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
 USERS = 48
+WORDS = "the film was a great awful boring moving story with fine acting and a dull ending".split()
 REQUESTS_PER_USER = 10  # 480 requests, coalesced into well over 100 model-service calls: past BentoML's 100-call connection recycling
 
 
 @pytest.fixture(scope="module")
 def uncached_server(bentoml_home, tmp_path_factory):  # noqa: ANN001, ANN201
-    # No cache, so every text reaches the model service.
-    proc = start_server(bentoml_home, tmp_path_factory.mktemp("serve-batching"), env={"CACHE_MAX_ENTRIES": "0"})
+    # No cache, so every text reaches the model service; the model in its own worker, which a test pauses.
+    proc = start_server(bentoml_home, tmp_path_factory.mktemp("serve-batching"),
+                        env={"CACHE_MAX_ENTRIES": "0", "MODEL_PLACEMENT": "service"})
     yield proc
     proc.stop()
 
@@ -92,6 +94,29 @@ def test_texts_waiting_for_a_busy_model_leave_as_one_batch(uncached_server) -> N
     assert new['sentiment_batch_texts_bucket{le="1.0"}'] == 1
     assert new['sentiment_batch_texts_bucket{le="16.0"}'] == 1 and new['sentiment_batch_texts_bucket{le="32.0"}'] == 2
     assert queued() == 0
+
+
+def test_clients_that_send_again_at_once_fill_one_batch_not_two(server, real_model_dir) -> None:  # noqa: ANN001
+    """32 closed-loop one-text clients, the model inline (the default): the next batch waits for the requests
+    the last one answered (sentiment/batching/regroup.py), so batches hold most of the 32, not two cohorts of 16.
+
+    Texts of about 150 tokens keep the model the busy part, as it is for the full-size model on short texts:
+    with a model much faster than the HTTP path, nothing is worth waiting for (the wait ends after a tenth
+    of a batch's time without an arrival) and batches stay small."""
+    def text(u: int, i: int) -> list[str]:
+        return [f"cohort user {u} request {i} " + " ".join(WORDS[(u * 7 + i * 3 + k) % len(WORDS)] for k in range(120))]
+
+    before = server.metrics()
+    results = asyncio.run(closed_loop(server.url, 32, text, requests_per_user=8))
+    assert [e.response.status_code for e in results] == [200] * 32 * 8
+    after = server.metrics()
+    batches, texts = batches_and_texts(before, after)
+    departures = {reason: metric_sum(after, "sentiment_batch_departures_total", reason=reason)
+                  - metric_sum(before, "sentiment_batch_departures_total", reason=reason) for reason in ("regrouped", "gap", "bound")}
+    print(f"\n{texts:.0f} texts in {batches:.0f} batches ({texts / batches:.1f} texts/batch); departures {departures}")
+    assert texts == 32 * 8
+    assert departures["regrouped"] >= batches / 2  # most batches left with every client expected back
+    assert texts / batches > 16  # more than one cohort per batch
 
 
 def _single_client_rate(url: str, n: int, tag: str) -> float:

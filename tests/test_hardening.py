@@ -1,5 +1,5 @@
 """Hardening, through real `bentoml serve` processes: no request stalls the probes, made-up paths add no
-metric series, a killed model worker comes back, keys fail closed, logs hold no request text and cannot be
+metric series, a killed worker comes back (the model service's, or the one worker with the model inline), keys fail closed, logs hold no request text and cannot be
 forged, and after SIGTERM a new request is answered at once."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_a_killed_model_worker_comes_back_in_the_container(bentoml_home, tmp_pat
     sent again once the respawned worker is ready (within half the request timeout), else answered 503 with
     Retry-After; requests after it are answered 200 by the new worker. Never a 500."""
     server = start_server(bentoml_home, tmp_path, env={
-        "BENTOML_CONTAINERIZED": "true", "CACHE_MAX_ENTRIES": "0", "REQUEST_TIMEOUT_S": str(timeout_s),
+        "BENTOML_CONTAINERIZED": "true", "CACHE_MAX_ENTRIES": "0", "REQUEST_TIMEOUT_S": str(timeout_s), "MODEL_PLACEMENT": "service",
     })
     try:
         old = model_worker(server)
@@ -115,6 +115,28 @@ def test_a_killed_model_worker_comes_back_in_the_container(bentoml_home, tmp_pat
         wait_until(lambda: httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200, 60, "the new worker ready")
         after = [predict(server, None, {"text": [f"after the respawn {i}"]}).status_code for i in range(3)]
         assert after == [200, 200, 200]
+    finally:
+        server.stop()
+
+
+def test_a_killed_public_worker_with_the_model_inline_comes_back_in_the_container(bentoml_home, tmp_path) -> None:  # noqa: ANN001
+    """kill -9 of the one worker (the model inline, the default), BENTOML_CONTAINERIZED set as in the image:
+    the supervisor starts another on the same socket, which answers once ready."""
+    server = start_server(bentoml_home, tmp_path, env={"BENTOML_CONTAINERIZED": "true"})
+
+    def public_worker() -> int | None:
+        try:
+            return server.worker_pid("sentiment")
+        except LookupError:  # dead, not respawned yet
+            return None
+
+    try:
+        old = public_worker()
+        assert predict(server).status_code == 200
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: public_worker() not in (old, None), 60, "the public worker respawned")
+        wait_until(lambda: httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200, 120, "the new worker ready")
+        assert [predict(server, None, {"text": [f"after the respawn {i}"]}).status_code for i in range(3)] == [200, 200, 200]
     finally:
         server.stop()
 
@@ -166,7 +188,7 @@ def test_no_request_text_in_the_log_and_no_forged_lines(keyed_server) -> None:  
 def test_after_sigterm_a_new_request_is_answered_at_once(bentoml_home, tmp_path) -> None:  # noqa: ANN001
     """Requests in flight (the model worker paused) finish; one sent after SIGTERM gets 503 with
     Retry-After while the model is still paused: at once, not reset seconds later."""
-    server = start_server(bentoml_home, tmp_path, env={"CACHE_MAX_ENTRIES": "0"})
+    server = start_server(bentoml_home, tmp_path, env={"CACHE_MAX_ENTRIES": "0", "MODEL_PLACEMENT": "service"})  # a model worker to pause
     model = server.worker_pid("sentiment_model")
     processes = [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children(recursive=True)]
     queued = lambda: metric_sum(server.metrics(), "sentiment_queued_texts")  # noqa: E731

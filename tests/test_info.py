@@ -44,8 +44,9 @@ def test_info_says_which_model_serves_and_how(configured_server, bentoml_home) -
     served = configured_server.log().split("loaded: engine=", 1)[1].split()[:2]  # what the model service loaded
     assert [info["served_by"]["engine"], f"precision={info['served_by']['precision']}"] == served
     assert info["served_by"]["why"].startswith("unguarded fp32") and info["served_by"]["guard"] is None  # imported without --eval
-    assert info["served_by"]["placement"] == "service"  # the default: the model in its own service
-    assert info["batching"] == {"max_batch_size": 16, "max_latency_ms": 9000, "batch_wait_ms": 2.0, "max_queued_texts": 64}
+    assert info["served_by"]["placement"] == "inline"  # the default: the model in the public worker
+    assert info["batching"] == {"max_batch_size": 16, "max_latency_ms": 9000, "batch_wait_ms": 2.0, "regroup_wait": 2.0,
+                                "max_queued_texts": 64}
     assert info["limits"] == {"max_texts": 100, "max_text_chars": 5000, "max_body_bytes": 1048576, "max_tokenizing_chars": 1_000_000, "request_timeout_s": 30.0}
     assert info["api_keys_required"] is True and KEY not in response.text
     assert metric_sum(configured_server.metrics(), "sentiment_batch_texts_count") == before  # no model call

@@ -19,6 +19,7 @@ from harness.prometheus import metric_sum, parse_metrics
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
 
 QUEUE_BOUND = 64
+PAUSABLE = {"MODEL_PLACEMENT": "service"}  # the model in its own worker, which a test pauses (SIGSTOP)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +84,9 @@ def test_overload_is_shed_fast_and_service_recovers(bounded_server) -> None:  # 
     print(f"single-client p50 after the flood {recovered * 1000:.1f} ms")
 
 
-def test_sigterm_drains_in_flight_requests(bentoml_home, tmp_path) -> None:  # noqa: ANN001
-    server = start_server(bentoml_home, tmp_path)
+@pytest.mark.parametrize("placement", ["inline", "service"])
+def test_sigterm_drains_in_flight_requests(bentoml_home, tmp_path, placement: str) -> None:  # noqa: ANN001
+    server = start_server(bentoml_home, tmp_path, env={"MODEL_PLACEMENT": placement})
     processes = [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children(recursive=True)]
 
     async def scenario() -> tuple[list[int], str]:
@@ -128,7 +130,7 @@ def test_a_request_that_goes_away_does_not_fail_another_waiting_for_the_same_tex
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    server = start_server(bentoml_home, tmp_path, env={"REQUEST_TIMEOUT_S": "4", "CACHE_MAX_ENTRIES": "0"})
+    server = start_server(bentoml_home, tmp_path, env={"REQUEST_TIMEOUT_S": "4", "CACHE_MAX_ENTRIES": "0", **PAUSABLE})
     text = "a text that two requests want at once"
     queued = lambda: metric_sum(server.metrics(), "sentiment_queued_texts")  # noqa: E731
     coalesced = lambda: metric_sum(server.metrics(), "sentiment_cache_coalesced_texts_total")  # noqa: E731
@@ -173,7 +175,7 @@ def test_texts_in_flight_count_once_against_the_queue_bound(bentoml_home, tmp_pa
     Counting B's texts again (as before) would have filled the queue and shed C."""
     from concurrent.futures import ThreadPoolExecutor
 
-    server = start_server(bentoml_home, tmp_path, env={"MAX_QUEUED_TEXTS": "8", "CACHE_MAX_ENTRIES": "0"})
+    server = start_server(bentoml_home, tmp_path, env={"MAX_QUEUED_TEXTS": "8", "CACHE_MAX_ENTRIES": "0", **PAUSABLE})
     queued = lambda: metric_sum(server.metrics(), "sentiment_queued_texts")  # noqa: E731
     coalesced = lambda: metric_sum(server.metrics(), "sentiment_cache_coalesced_texts_total")  # noqa: E731
     shared = [f"shared text {i}" for i in range(4)]

@@ -18,17 +18,16 @@ def startup_gauges(metrics: dict[str, float], service: str) -> dict[str, float]:
     return found
 
 
-def test_every_stage_of_both_services_is_on_metrics_and_in_the_log(server) -> None:  # noqa: ANN001
+def test_every_stage_is_on_metrics_and_in_the_log(server) -> None:  # noqa: ANN001
+    """The default placement: the model loads in the public worker (tests/test_placement.py has the model service's)."""
     metrics = server.metrics()
     engine = re.search(r'sentiment_model_info\{[^}]*engine="(\w+)"', "\n".join(k for k, v in metrics.items() if v == 1)).group(1)
-    model = startup_gauges(metrics, "sentiment_model")
-    expected = {"imports", "threads", "model_load", "engine_read", "warm_up", "gc_freeze", "total"} | ({"engine_compile"} if engine == "openvino" else set())
-    assert set(model) == expected
-    assert all(value >= 0 for value in model.values()) and model["total"] > 0
-    # the engine's stages are inside model_load; everything is inside the total
-    assert model["engine_read"] + model.get("engine_compile", 0) <= model["model_load"]
-    assert sum(model[s] for s in ("imports", "threads", "model_load", "warm_up", "gc_freeze")) <= model["total"]
     public = startup_gauges(metrics, "sentiment")
-    assert set(public) == {"imports", "model_load", "gc_freeze", "total"}
-    log = server.log()
-    assert "start-up of sentiment_model: imports" in log and "start-up of sentiment: imports" in log
+    expected = {"imports", "tokenizer_load", "threads", "model_load", "engine_read", "warm_up", "gc_freeze", "total"}
+    assert set(public) == expected | ({"engine_compile"} if engine == "openvino" else set())
+    assert all(value >= 0 for value in public.values()) and public["total"] > 0
+    # the engine's stages are inside model_load; everything is inside the total
+    assert public["engine_read"] + public.get("engine_compile", 0) <= public["model_load"]
+    assert sum(public[s] for s in ("imports", "tokenizer_load", "threads", "model_load", "warm_up", "gc_freeze")) <= public["total"]
+    assert not startup_gauges(metrics, "sentiment_model")  # no model service
+    assert "start-up of sentiment: imports" in server.log()

@@ -23,7 +23,7 @@ def test_one_trace_per_request_across_both_services(bentoml_home, tmp_path) -> N
     with OtlpReceiver() as receiver:
         server = start_server(bentoml_home, tmp_path, env={
             "TRACING_ENDPOINT": receiver.endpoint, "TRACING_SAMPLE_RATE": "1.0",
-            "API_KEYS_FILE": str(tmp_path / "api-keys"), "CACHE_MAX_ENTRIES": "0",
+            "API_KEYS_FILE": str(tmp_path / "api-keys"), "CACHE_MAX_ENTRIES": "0", "MODEL_PLACEMENT": "service",
         })
         try:
             text = f"a secret review {uuid.uuid4().hex}"
@@ -79,7 +79,9 @@ def test_a_request_sharing_a_call_links_to_it(bentoml_home, tmp_path) -> None:  
     from harness.prometheus import metric_sum
 
     with OtlpReceiver() as receiver:
-        server = start_server(bentoml_home, tmp_path, env={"TRACING_ENDPOINT": receiver.endpoint, "CACHE_MAX_ENTRIES": "0"})
+        server = start_server(bentoml_home, tmp_path, env={
+            "TRACING_ENDPOINT": receiver.endpoint, "CACHE_MAX_ENTRIES": "0", "MODEL_PLACEMENT": "service",  # a model worker to pause
+        })
         model = server.worker_pid("sentiment_model")
         try:
             os.kill(model, signal.SIGSTOP)  # the first call waits; the next two requests merge into one call

@@ -9,6 +9,10 @@ batches of 4.5 texts while 32 were waiting. Here the public worker keeps at most
 leave together, as one call, as soon as a call returns. A lone request still
 leaves at once (nothing is in flight), so batch 1 pays nothing.
 
+When the next call leaves is `regroup.py`'s decision: at once, or, for clients that
+send again as soon as they are answered, once the requests the last call answered
+are back, so that batches do not split into two cohorts.
+
 The model service keeps its batchable API, so calls from several public workers
 or replicas are still merged there.
 
@@ -28,7 +32,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .. import metrics, tracing
+from .regroup import REASONS, Regroup
 
+# A hold's timer this late means the event loop was busy (reading, answering requests) when it was due.
+LOOP_BUSY_S = 0.001  # uvloop's timers have a resolution of 1 ms
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -78,21 +85,35 @@ class CallMerger(Generic[T, R]):
     """`await merger(items)` returns `call(items)`'s rows and times, sharing calls with concurrent callers."""
 
     def __init__(
-        self, call: Callable[[list[T]], Awaitable[Sequence[R]]], max_items: int, max_in_flight: int = 1
+        self, call: Callable[[list[T]], Awaitable[Sequence[R]]], max_items: int, max_in_flight: int = 1,
+        regroup: Regroup | None = None, clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        """`regroup`: when a call may wait for more requests (regroup.py); None: never."""
         self._call = call
+        self._clock = clock
         self.max_items = max_items
         self.max_in_flight = max_in_flight
+        self.regroup = regroup
         self._pending: deque[_Pending] = deque()
+        self._items = 0  # texts in _pending
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hold: asyncio.TimerHandle | None = None  # a held call's next look at the queue
+        self._held = False  # the texts waiting now have been held back
+        if regroup:
+            for reason in REASONS:  # every series from the start, at 0
+                metrics.BATCH_DEPARTURES.labels(reason=reason)
 
     async def __call__(self, items: Sequence[T]) -> Answer[R]:
         if not items:  # never an empty call: the model service answers one with a 500
-            now = time.perf_counter()
+            now = self._clock()
             return Answer([], CallTimes(now, now, now))
         future: asyncio.Future[Answer[R]] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(list(items), future, time.perf_counter(), contextvars.copy_context()))
+        now = self._clock()
+        self._pending.append(_Pending(list(items), future, now, contextvars.copy_context()))
+        self._items += len(items)
+        if self.regroup:
+            self.regroup.activity(now)
         self._dispatch()
         # A caller that goes away cancels only its own future: the call it shares
         # goes on for the others.
@@ -100,29 +121,60 @@ class CallMerger(Generic[T, R]):
 
     def _dispatch(self) -> None:
         while self._pending and self._in_flight < self.max_in_flight:
+            reason = self._departure()
+            if reason is None:
+                return
             taken: list[_Pending] = []
             count = 0
             while self._pending and (not taken or count + len(self._pending[0].items) <= self.max_items):
                 pending = self._pending.popleft()
+                self._items -= len(pending.items)
                 if pending.future.done():  # its caller went away while it waited
                     continue
                 taken.append(pending)
                 count += len(pending.items)
             if not taken:
                 return
+            if reason:
+                metrics.BATCH_DEPARTURES.labels(reason=reason).inc()
             self._in_flight += 1
             task = asyncio.get_running_loop().create_task(self._run(taken), context=taken[0].context)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _departure(self) -> str | None:
+        """Why the next call leaves now ("" without a regroup policy), or None: it waits, and a timer looks again."""
+        if self.regroup is None:
+            return ""
+        now = self._clock()
+        wait = self.regroup.wait_s(len(self._pending), self._items, self.max_items, now)
+        if wait > 0:
+            if self._hold is None:
+                self._held = True
+                self._hold = asyncio.get_running_loop().call_later(wait, self._look_again, now + wait)
+            return None
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
+        reason = self.regroup.departure(len(self._pending), self._items, self.max_items, now, self._held)
+        self._held = False
+        return reason
+
+    def _look_again(self, due: float) -> None:
+        self._hold = None
+        now = self._clock()
+        if now - due > LOOP_BUSY_S:  # the event loop was busy past the deadline: requests are being handled
+            self.regroup.activity(now)  # type: ignore[union-attr] - only held with a regroup policy
+        self._dispatch()
+
     async def _run(self, taken: list[_Pending]) -> None:
         released = False
-        sent_at = time.perf_counter()
+        sent_at = self._clock()
         items = [item for pending in taken for item in pending.items]
 
         def release() -> None:
-            # The next call leaves before the waiters of this one are woken: their
-            # responses are written while the model already runs the next batch.
+            # The next call leaves (or starts waiting for the requests of this one to
+            # come back, regroup.py) before the waiters of this one are woken.
             nonlocal released
             if not released:
                 released = True
@@ -133,7 +185,9 @@ class CallMerger(Generic[T, R]):
             metrics.MODEL_TEXTS.inc(len(items))
             with tracing.span("model_call", texts=len(items), requests=len(taken)) as call_span:
                 results = await self._call(items)
-            answered_at = time.perf_counter()
+            answered_at = self._clock()
+            if self.regroup:
+                self.regroup.call_returned(len(taken), len(self._pending), answered_at - sent_at, answered_at)
             release()
             if len(results) != len(items):
                 raise RuntimeError(f"model call returned {len(results)} results for {len(items)} items")

@@ -1,4 +1,4 @@
-"""HTTP in front of the API: everything between a client's bytes and `predict`.
+"""HTTP in front of the API: everything between a client's bytes and the service's `classify`.
 
     routes.py     the public service's paths, named once
     schemas.py    request and response of POST /predict (limits, Swagger examples)
@@ -9,6 +9,7 @@
     body_size.py  request/response body sizes on /metrics
     auth.py       API keys
     limits.py     body size and arrival time, JSON only, shedding before the body is read
+    predict.py    POST /predict answered without BentoML's per-API machinery, after every check above
     openapi.py    the OpenAPI document made true (this API's title and description, statuses, bearer scheme, /info), checked at start-up
     info.py       GET /info and the API's description, from facts computed at start-up
     page.py       the API's page at /: the Swagger UI, nothing loaded from elsewhere

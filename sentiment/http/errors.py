@@ -49,13 +49,13 @@ class ErrorReply:
     def body(self) -> bytes:
         return json.dumps({"error": self.message}).encode()
 
-    async def send(self, send: Any, close: bool = False) -> None:  # noqa: ANN401 - an ASGI send
+    async def send(self, send: Any, close: bool = False, extra_headers: dict[str, str] | None = None) -> None:  # noqa: ANN401 - an ASGI send
         """As an ASGI response; `close` for a request whose body was not read."""
         body = self.body
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if close:
             headers.append((b"connection", b"close"))
-        headers += [(name.lower().encode(), value.encode()) for name, value in self.headers]
+        headers += [(name.lower().encode(), value.encode()) for name, value in (*self.headers, *(extra_headers or {}).items())]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -129,6 +129,8 @@ class BatchingLimits(BaseModel):
     max_batch_size: int = Field(description="Texts per adaptive batch (MAX_BATCH_SIZE).")
     max_latency_ms: int = Field(description="Longest a text may wait in the batch queue (MAX_LATENCY_MS).")
     batch_wait_ms: float = Field(description="Longest the batcher holds texts back to grow a batch (BATCH_WAIT_MS).")
+    regroup_wait: float = Field(description="Longest the next batch waits for the requests the last one answered, "
+                                "in multiples of the last batch's time (BATCH_REGROUP_WAIT; 0: never).")
     max_queued_texts: int = Field(description="Texts that may wait for the model per worker before 503 (MAX_QUEUED_TEXTS).")
 
 

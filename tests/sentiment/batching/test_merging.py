@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from prometheus_client import generate_latest
 
+from harness.prometheus import metric_sum, parse_metrics
 from sentiment.batching.merging import CallMerger, CallTimes, Waits
+from sentiment.batching.regroup import Regroup
 
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 
@@ -116,3 +119,53 @@ def test_times_say_what_each_waiter_waited_through() -> None:
     assert times.waited(since=11.0) == Waits(1.0, 3.0)  # a request sharing the text from 11
     assert times.waited(since=14.0) == Waits(0.0, 1.0)  # ... from 14, while the model ran
     assert Waits(1.0, 3.0) | Waits(2.0, 1.0) == Waits(2.0, 3.0)  # waiting for two calls at once
+
+
+class Clock:
+    """The merger's clock, moved by the test: a call lasts as long as the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_with_regroup_the_requests_just_answered_join_the_next_call() -> None:
+    """Two cohorts of closed-loop clients merge: the next call waits for the last one's requests to come back."""
+    async def scenario() -> None:
+        model, clock = FakeModel(), Clock()
+        caller = CallMerger(model, max_items=64, regroup=Regroup(max_wait=2.0), clock=clock)
+        first = asyncio.create_task(caller([0]))  # leaves at once: nothing in flight
+        await _settle()
+        cohort = [asyncio.create_task(caller([10 + i])) for i in range(4)]  # arrive while it is computed
+        await _settle()
+        before = metric_sum(parse_metrics(generate_latest().decode()), "sentiment_batch_departures_total", reason="regrouped")
+        clock.now += 1.0  # the call takes a second: the next one may wait 0.1 s without an arrival, 2 s in all
+        model.gate.set()
+        await first
+        await _settle()
+        assert len(model.calls) == 1  # the 4 wait for the request just answered to come back
+        again = asyncio.create_task(caller([1]))  # its client sends again
+        await asyncio.gather(again, *cohort)
+        assert [len(c) for c in model.calls] == [1, 5]  # together
+        after = metric_sum(parse_metrics(generate_latest().decode()), "sentiment_batch_departures_total", reason="regrouped")
+        assert after == before + 1
+
+    asyncio.run(scenario())
+
+
+def test_with_regroup_a_lone_caller_never_waits() -> None:
+    async def scenario() -> None:
+        model, clock = FakeModel(), Clock()
+        model.gate.set()
+        caller = CallMerger(model, max_items=64, regroup=Regroup(max_wait=2.0), clock=clock)
+        for i in range(3):
+            task = asyncio.create_task(caller([i]))
+            await _settle()
+            assert len(model.calls) == i + 1  # sent at once, though the last call "took" 100 s
+            clock.now += 100.0
+            await task
+        assert [len(c) for c in model.calls] == [1, 1, 1]
+
+    asyncio.run(scenario())

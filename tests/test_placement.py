@@ -1,0 +1,78 @@
+"""Where the model runs, through a real `bentoml serve`: inline in the public worker (the default), or in
+its own model service (MODEL_PLACEMENT=service); batches shared across clients and the same answers either way."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from harness.clients import closed_loop
+from harness.processes import start_server
+from tests.helpers import batches_and_texts
+from tests.test_startup import startup_gauges
+
+pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
+
+USERS = 32
+REQUESTS_PER_USER = 5
+
+
+@pytest.fixture(scope="module")
+def split_server(bentoml_home, tmp_path_factory):  # noqa: ANN001, ANN201
+    # no cache: every text reaches the model
+    proc = start_server(bentoml_home, tmp_path_factory.mktemp("serve-split"),
+                        env={"MODEL_PLACEMENT": "service", "CACHE_MAX_ENTRIES": "0"})
+    yield proc
+    proc.stop()
+
+
+def test_by_default_the_model_runs_in_the_public_worker(server) -> None:  # noqa: ANN001
+    server.worker_pid("sentiment")
+    with pytest.raises(LookupError):
+        server.worker_pid("sentiment_model")
+    assert httpx.get(f"{server.url}/info", timeout=10).json()["served_by"]["placement"] == "inline"
+    assert "placement=inline" in server.log()
+    assert any(k.startswith("sentiment_model_info") and v == 1 for k, v in server.metrics().items())
+
+
+def test_the_model_service_runs_in_its_own_worker_and_times_its_start(split_server) -> None:  # noqa: ANN001
+    split_server.worker_pid("sentiment")
+    split_server.worker_pid("sentiment_model")
+    assert httpx.get(f"{split_server.url}/info", timeout=10).json()["served_by"]["placement"] == "service"
+    metrics = split_server.metrics()
+    engine = "openvino" if 'engine="openvino"' in " ".join(k for k, v in metrics.items() if v == 1) else "torch"
+    model = startup_gauges(metrics, "sentiment_model")
+    expected = {"imports", "threads", "model_load", "engine_read", "warm_up", "gc_freeze", "total"}
+    assert set(model) == expected | ({"engine_compile"} if engine == "openvino" else set())
+    assert model["engine_read"] + model.get("engine_compile", 0) <= model["model_load"]
+    assert sum(model[s] for s in ("imports", "threads", "model_load", "warm_up", "gc_freeze")) <= model["total"]
+    assert set(startup_gauges(metrics, "sentiment")) == {"imports", "model_load", "gc_freeze", "total"}  # tokenizer and config
+    assert "start-up of sentiment_model: imports" in split_server.log()
+
+
+def test_concurrent_clients_share_batches_and_get_the_same_answers_either_way(split_server, bentoml_home, tmp_path) -> None:  # noqa: ANN001
+    before = split_server.metrics()
+
+    def texts(u: int, i: int) -> list[str]:
+        return [f"placement user {u} finds request {i} rather good"]
+
+    results = asyncio.run(closed_loop(split_server.url, USERS, texts, requests_per_user=REQUESTS_PER_USER))
+    statuses = [e.response.status_code for e in results]
+    assert statuses.count(200) == len(statuses) == USERS * REQUESTS_PER_USER, {s: statuses.count(s) for s in set(statuses)}
+    after = split_server.metrics()
+    batches, texts_in = batches_and_texts(before, after)
+    assert texts_in == USERS * REQUESTS_PER_USER
+    assert batches < texts_in / 2  # 32 clients waiting: most batches carry several of their texts
+    # the same texts with the model inline: same model, same pair. Started only now: a second
+    # `bentoml serve` on the same BENTOML_HOME starts with a fresh metrics directory
+    inline = start_server(bentoml_home, tmp_path, env={"CACHE_MAX_ENTRIES": "0"})
+    try:
+        for exchange in results[:: len(results) // 8]:
+            want = httpx.post(f"{inline.url}/predict", json={"text": exchange.texts}, timeout=60).json()["predictions"]
+            for got_row, want_row in zip(exchange.response.json()["predictions"], want):
+                assert [g["label"] for g in got_row] == [w["label"] for w in want_row]
+                assert max(abs(g["score"] - w["score"]) for g, w in zip(got_row, want_row)) <= 1e-4
+    finally:
+        inline.stop()
