@@ -183,6 +183,8 @@ def run_batch(classifier, ids: list[list[int]]) -> list[list[float]]:  # noqa: A
     logits = classifier.logits(ids, stats)
     metrics.BATCH_TEXTS.observe(stats.texts)
     metrics.BATCH_TOKENS.observe(stats.padded_tokens)
+    if stats.rechecked:
+        metrics.RECHECKED_TEXTS.inc(stats.rechecked)
     metrics.INFERENCE_SECONDS.labels(stage="forward").observe(stats.infer_s)
     return logits
 

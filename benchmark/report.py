@@ -91,7 +91,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     f["batch_curve"] = results.get("batch_curve", {})
     f["profiles"] = results.get("profiles", {})
     for name in ("w1", "w2", "w3", "cached", "noop", "noop_w1", "noop_w3", "noop_untraced", "noop_untraced_w3",
-                 "inline_w1", "inline_w2", "inline_w3"):
+                 "service_w1", "service_w2", "service_w3"):
         if name in results:
             f[name] = closed_loop_figures(results[name])
     f["stages"] = {name: stage_breakdown(results[name]) for name in STAGE_RUNS if name in results}
@@ -123,7 +123,7 @@ def ratios(f: dict[str, Any]) -> dict[str, float]:
     int8 = f["raw"].get("openvino/int8", {}).get("a", nan)
     return {
         **_topology_ratios(f, ""),
-        **(_topology_ratios(f, "inline_") if "inline_w1" in f else {}),
+        **(_topology_ratios(f, "service_") if "service_w1" in f else {}),
         "cached_vs_noop": f["cached"]["requests_per_s"] / f["noop"]["requests_per_s"] if f["noop"]["requests_per_s"] else nan,
         "int8_vs_fastest_other_a": int8 / max(passing_other) if passing_other else nan,
         "int8_target": 1.25 if f["cpu"].get("amx") else 1.5,
@@ -159,7 +159,7 @@ def stage_breakdown(run: dict[str, Any]) -> dict[str, float]:
 
 
 STAGES = ("tokenize", "cache_lookup", "model", "respond")
-STAGE_RUNS = ("w1", "w3", "inline_w1", "inline_w3")
+STAGE_RUNS = ("w1", "w3", "service_w1", "service_w3")
 
 
 def _over_time(points: list[tuple[float, float, int]]) -> tuple[list[int], list[float], list[float]]:
@@ -231,11 +231,11 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
         return "met" if ok else "**not met**"
 
     errors = {name: f[name]["errors"] for name in ("w1", "w2", "w3", "course", "cached", "course_baseline",
-                                                   "inline_w1", "inline_w2", "inline_w3") if name in f}
+                                                   "service_w1", "service_w2", "service_w3") if name in f}
     c = f["ceilings"]
     int8_guard = f["guard"].get("openvino/int8", {})
     targets = []
-    for prefix, where in (("", "model service"), ("inline_", "model inline")):
+    for prefix, where in (("", "model inline, the default"), ("service_", "model service")):
         if f"{prefix}w1" not in f:
             continue
         w1, w2, w3 = f[f"{prefix}w1"], f[f"{prefix}w2"], f[f"{prefix}w3"]
@@ -265,7 +265,7 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
     scenario_rows = "\n".join(
         f"| {label} | {f[n]['requests_per_s']:.1f} | {f[n]['sentences_per_s']:.1f} | {f[n]['mean_batch_texts']:.1f} | {f[n]['p50_ms']:.1f} ms | {f[n]['p99_ms']:.1f} ms | {f[n]['errors']} |"
         for n, label in (("w1", "W1: 32 clients x 1 unique text"), ("w2", "W2: 16 clients x 8 unique texts"), ("w3", "W3: 1 client x 1 text"),
-                         ("inline_w1", "W1, model inline"), ("inline_w2", "W2, model inline"), ("inline_w3", "W3, model inline"),
+                         ("service_w1", "W1, model service"), ("service_w2", "W2, model service"), ("service_w3", "W3, model service"),
                          ("cached", "cached: 10 clients, cached text"), ("noop", "no-op BentoML endpoint, same load"),
                          ("noop_w1", "no-op BentoML endpoint, W1's load (H_32)"), ("noop_w3", "no-op BentoML endpoint, W3's load (H_1)"),
                          ("noop_untraced", "no-op endpoint, tracing off, cached load"), ("noop_untraced_w3", "no-op endpoint, tracing off, W3's load"))
@@ -377,7 +377,7 @@ def batch_curve_line(f: dict[str, Any]) -> str:
             f"model in flight) batches held {batch:.1f} texts{why}.\n")
 
 
-PROFILE_RUNS = (("w1", "W1"), ("w3", "W3"), ("inline_w1", "W1, inline"), ("inline_w3", "W3, inline"))
+PROFILE_RUNS = (("w1", "W1"), ("w3", "W3"), ("service_w1", "W1, model service"), ("service_w3", "W3, model service"))
 
 
 def profiles_section(f: dict[str, Any]) -> str:
@@ -411,12 +411,12 @@ def stages_section(f: dict[str, Any]) -> str:
     return f"""
 ## Where a request's time goes (ms, mean per request; the service's stage timings)
 
-`model` is the call to the model (service, or inline): waiting for a batch, the engine,
+`model` is the call to the model (inline, or the model service): waiting for a batch, the engine,
 and for the model service the hop both ways; `outside the stages` is what remains of the client's mean latency: HTTP parsing,
 JSON, validation, the middlewares and k6 itself; `engine per batch` is the model
 worker's forward pass for one adaptive batch.
 
-| stage | W1 (32 clients) | W3 (1 client) | W1, model inline | W3, model inline |
+| stage | W1 (32 clients) | W3 (1 client) | W1, model service | W3, model service |
 | --- | --- | --- | --- | --- |
 {rows}
 {request_work_line(f)}{batch_curve_line(f)}{profiles_section(f)}"""

@@ -126,6 +126,10 @@ BATCH_TOKENS = Histogram(
     documentation="Tokens fed to the model per adaptive batch, padding included",
     buckets=_TOKEN_BUCKETS,
 )
+RECHECKED_TEXTS = Counter(
+    name="sentiment_rechecked_texts",
+    documentation="Texts int8 recomputed in fp32 because their int8 decision was near changing (sentiment/model/recheck.py)",
+)
 INFERENCE_SECONDS = Histogram(
     name="sentiment_inference_duration_seconds",
     documentation="Model service time per adaptive batch, by stage",

@@ -208,6 +208,9 @@ def test_import_with_calibrate_quantizes_activations_chosen_on_texts_the_guard_n
     assert set(int8["tried"]) == {name for name, r in RECIPES.items() if r["float_part"] == "f32" or supports_bf16()}
     assert int8["recipe"] == choose_recipe(int8["tried"])
     assert f"int8: stored recipe {int8['recipe']!r}" in result.stderr
+    # each recipe's recheck margin is the largest change it made to a selection margin: with it, no selection label changes
+    assert all(r["selection_flips_rechecked"] == 0 and r["recheck_below"] >= 0 for r in int8["tried"].values())
+    assert int8["recheck_below"] == int8["tried"][int8["recipe"]]["recheck_below"]
     assert "openvino/int8" in meta["precision_guard"]  # then the unchanged guard judges it on --eval
     models = tmp_path / "models"
     calibrated = next(p for p in models.glob("distilbert-sst2/*/openvino/int8.xml"))
@@ -219,6 +222,7 @@ def test_import_with_calibrate_quantizes_activations_chosen_on_texts_the_guard_n
     assert int8["float_part"] == expected
     served = OpenVINOEngine(str(calibrated.parent.parent), "int8", threads=1)
     assert served.float_part == expected
+    assert (served.recheck_below or 0.0) == pytest.approx(int8["recheck_below"], abs=1e-5)  # recorded in the IR
     assert served.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == expected
     assert OpenVINOEngine(str(weight_only.parent.parent), "int8", threads=1).float_part == "f32"  # weight-only: unrecorded
 

@@ -8,7 +8,9 @@
               | bf16 (bf16 hint) | int8 (weights and activations, calibrated at import
               with `--calibrate FILE`: sentiment/store/int8.py; else weights only);
               what calibrated int8 leaves in float runs at the precision its recipe
-              recorded in the IR (f32, or bf16 on a CPU with bf16)
+              recorded in the IR (f32, or bf16 on a CPU with bf16), and texts whose
+              int8 decision is closer to changing than the IR's recorded margin are
+              recomputed in fp32 (sentiment/model/recheck.py)
 
 Exports are made once, when a model is imported or trained
 (`export_openvino`), and stored inside the model's folder in the BentoML model
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from . import cpu
+from . import cpu, recheck
 
 if TYPE_CHECKING:  # numpy is imported where logits are made: the image build reads this module without it
     import numpy as np
@@ -45,6 +47,7 @@ class Engine(Protocol):
     name: str
     precision: str
     load_seconds: dict[str, float]  # start-up stages (sentiment/startup.py)
+    rechecked: int  # texts recomputed in fp32 so far (int8 with a recorded margin: sentiment/model/recheck.py)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
 
@@ -103,6 +106,7 @@ def load_engine(model_dir: str | Path, engine: str, precision: str, threads: int
 
 class TorchEngine:
     name = "torch"
+    rechecked = 0
 
     def __init__(self, model_dir: str, precision: str, threads: int) -> None:
         import torch
@@ -150,13 +154,31 @@ class OpenVINOEngine:
         }
         self.compiled = core.compile_model(model, "CPU", config)
         self._request = self.compiled.create_infer_request()
+        # int8 that keeps its answers: texts near a decision are recomputed by the fp32 IR
+        self.recheck_below = recheck.recorded(model) if precision == "int8" else None
+        self.rechecked = 0
+        if self.recheck_below is not None:
+            from .scoring import Scoring
+
+            self._function = Scoring.from_model_dir(model_dir).function
+            fp32 = core.read_model(openvino_files(model_dir, "fp32"))
+            self._fp32 = core.compile_model(fp32, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
         self.load_seconds = {"engine_read": read - start, "engine_compile": time.perf_counter() - read}
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import numpy as np
 
         result = self._request.infer({"input_ids": input_ids, "attention_mask": attention_mask})
-        return np.array(result[0], dtype=np.float32)  # a copy: the request's buffer is reused
+        out = np.array(result[0], dtype=np.float32)  # a copy: the request's buffer is reused
+        if self.recheck_below is not None:
+            near = np.flatnonzero(recheck.decision_margins(out, self._function) < self.recheck_below)
+            if near.size:
+                mask = attention_mask[near]
+                length = int(mask.sum(axis=1).max())  # padding is on the right: the rows' own longest
+                again = self._fp32.infer({"input_ids": input_ids[near, :length], "attention_mask": mask[:, :length]})
+                out[near] = again[0]
+                self.rechecked += int(near.size)
+        return out
 
 
 FLOAT_PART = ["sentiment", "float_part"]  # where an int8 IR records the precision of what it leaves in float

@@ -31,6 +31,7 @@ class BatchStats:
     padded_tokens: int = 0  # tokens fed to the model, padding included
     groups: int = 0
     infer_s: float = 0.0
+    rechecked: int = 0  # texts int8 recomputed in fp32 (sentiment/model/recheck.py)
 
 
 class Classifier:
@@ -74,6 +75,7 @@ class Classifier:
         start = time.perf_counter()
         ids = [list(x)[: self.max_length] for x in ids]
         out: list[list[float]] = [[] for _ in ids]
+        rechecked = self.engine.rechecked
         for group in plan_groups([len(x) for x in ids], self.group_max_texts, self.group_max_tokens):
             input_ids, mask = self._padded([ids[i] for i in group])
             for i, row in zip(group, self.engine.logits(input_ids, mask).tolist()):
@@ -81,6 +83,7 @@ class Classifier:
             stats.groups += 1
             stats.padded_tokens += input_ids.size
         stats.texts += len(ids)
+        stats.rechecked += self.engine.rechecked - rechecked
         stats.infer_s += time.perf_counter() - start
         return out
 

@@ -52,6 +52,7 @@ class GuardResult:
     max_score_diff: float
     texts_per_s: float  # batches of 32 while scoring the set
     batch1_texts_per_s: float = 0.0  # one text per call
+    rechecked: float = 0.0  # share of the texts int8 recomputed in fp32 (sentiment/model/recheck.py)
 
     @property
     def passed(self) -> bool:
@@ -82,7 +83,7 @@ def batch1_rate(predict: Callable[[list[str]], list[list[float]]], texts: Sequen
 
 def compare(
     engine: str, precision: str, reference: Sequence[Sequence[float]], rows: Sequence[Sequence[float]],
-    labels: Sequence[int], texts_per_s: float, batch1_texts_per_s: float = 0.0,
+    labels: Sequence[int], texts_per_s: float, batch1_texts_per_s: float = 0.0, rechecked: float = 0.0,
 ) -> GuardResult:
     """Judge `rows` (scores of one pair) against torch fp32 `reference` scores and gold `labels`."""
     n = len(labels)
@@ -97,6 +98,7 @@ def compare(
         max_score_diff=max(abs(a - b) for r, g in zip(reference, rows) for a, b in zip(r, g)),
         texts_per_s=texts_per_s,
         batch1_texts_per_s=batch1_texts_per_s,
+        rechecked=rechecked,
     )
 
 
@@ -155,7 +157,11 @@ def measure(
         pair: Classifier(model_dir, engine=pair[0], precision=pair[1], max_length=max_length)
         for pair in [REFERENCE, *(p for p in pairs if p != REFERENCE)]
     }
-    rows_of = {pair: c.scores(list(texts)) for pair, c in classifiers.items()}
+    rows_of, rechecked = {}, {}
+    for pair, classifier in classifiers.items():
+        before = classifier.engine.rechecked
+        rows_of[pair] = classifier.scores(list(texts))
+        rechecked[pair] = (classifier.engine.rechecked - before) / max(1, len(texts))
     sample = list(texts[:256])
     batched = dict.fromkeys(classifiers, 0.0)
     single = dict.fromkeys(classifiers, 0.0)
@@ -165,11 +171,13 @@ def measure(
             single[pair] = max(single[pair], batch1_rate(classifier.scores, sample[:48]))
     results: dict[str, GuardResult] = {}
     for (engine, precision), rows in rows_of.items():
-        result = compare(engine, precision, rows_of[REFERENCE], rows, labels, batched[(engine, precision)], single[(engine, precision)])
+        result = compare(engine, precision, rows_of[REFERENCE], rows, labels, batched[(engine, precision)],
+                         single[(engine, precision)], rechecked[(engine, precision)])
         results[pair_key(engine, precision)] = result
         log(f"guard {pair_key(engine, precision)}: agreement {result.agreement:.2%}, accuracy {result.accuracy:.2%}, "
-            f"{result.texts_per_s:.1f} texts/s batched, {result.batch1_texts_per_s:.1f} texts/s one by one: "
-            f"{'pass' if result.passed else 'FAIL'}")
+            f"{result.texts_per_s:.1f} texts/s batched, {result.batch1_texts_per_s:.1f} texts/s one by one"
+            + (f", {result.rechecked:.1%} of the texts rechecked in fp32" if result.rechecked else "")
+            + f": {'pass' if result.passed else 'FAIL'}")
     return results
 
 
