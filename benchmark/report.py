@@ -78,6 +78,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "raw": raw,
         "guard": results.get("guard", {}),
         "int8_recipe": results.get("int8_recipe"),
+        "int8_recheck": results.get("int8_recheck"),
         "served_accuracy": results.get("served_accuracy"),
         "cpu": results.get("cpu", {}),
         "served": results["served"],
@@ -126,8 +127,17 @@ def ratios(f: dict[str, Any]) -> dict[str, float]:
         **(_topology_ratios(f, "service_") if "service_w1" in f else {}),
         "cached_vs_noop": f["cached"]["requests_per_s"] / f["noop"]["requests_per_s"] if f["noop"]["requests_per_s"] else nan,
         "int8_vs_fastest_other_a": int8 / max(passing_other) if passing_other else nan,
-        "int8_target": 1.25 if f["cpu"].get("amx") else 1.5,
+        "int8_targets": int8_targets(f["cpu"]),
     }
+
+
+def int8_targets(cpu: dict[str, Any]) -> list[float]:
+    """int8's speed targets against the fastest other passing pair: 1.5x on a CPU without bf16 (that pair is fp32),
+    1.25x with AMX (bf16 on AMX tiles); a CPU with AVX512-BF16 and no AMX is neither case, so it is held to both."""
+    flags = set(cpu.get("flags", []))
+    if cpu.get("amx") or "amx_bf16" in flags:
+        return [1.25]
+    return [1.25, 1.5] if "avx512_bf16" in flags else [1.5]
 
 
 def _topology_ratios(f: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -251,7 +261,8 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
          r["cached_vs_noop"] >= 0.95),
         ("openvino/int8 passes the guard (substitute, SST-2 dev)", f"agreement {int8_guard.get('agreement', float('nan')):.2%}, accuracy {int8_guard.get('accuracy', float('nan')):.2%}"
          + (f", recipe {f['int8_recipe']}" if f.get("int8_recipe") else ""), bool(int8_guard.get("passed"))),
-        (f"openvino/int8 ≥ {r['int8_target']}x the fastest other passing pair at batch 32", f"{r['int8_vs_fastest_other_a']:.2f}x", r["int8_vs_fastest_other_a"] >= r["int8_target"]),
+        *((f"openvino/int8 ≥ {target}x the fastest other passing pair at batch 32", f"{r['int8_vs_fastest_other_a']:.2f}x"
+           + recheck_note(f), r["int8_vs_fastest_other_a"] >= target) for target in r["int8_targets"]),
         (f"Course p99 lower than on today's path ({f['baseline']})", f"{f['course']['p99_ms']:.1f} ms vs {f['course_baseline']['p99_ms']:.1f} ms", f["course"]["p99_ms"] < f["course_baseline"]["p99_ms"]),
         *served_accuracy_target(f.get("served_accuracy")),
         ("Zero failed requests in every scenario", ", ".join(f"{k} {v}" for k, v in errors.items()), not any(errors.values())),
@@ -336,6 +347,15 @@ def served_accuracy_target(acc: dict[str, Any] | None) -> list[tuple[str, str, b
              + ("" if same_pair else ": /info names another pair than auto's choice"))
     return [("SST-2 dev through POST /predict = eval of the served pair, within 0.1 point (substitute, after import --eval)",
              value, same_pair and abs(acc["served"] - acc["eval"]) <= 0.001 + 1e-9)]
+
+
+def recheck_note(f: dict[str, Any]) -> str:
+    """What the int8 figure includes: its fp32 rechecks, at the share the trained substitute had on SST-2 dev."""
+    recheck = f.get("int8_recheck") or {}
+    if not recheck:
+        return ""
+    return (f" (with its fp32 recheck: the substitute rechecked {recheck['share']:.1%} of SST-2 dev, "
+            f"the full-size model {recheck['rechecked']} of the 32 texts timed)")
 
 
 def cpu_line(cpu: dict[str, Any]) -> str:
