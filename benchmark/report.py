@@ -60,6 +60,8 @@ def closed_loop_figures(run: dict[str, Any]) -> dict[str, float]:
     m = run["metrics"]
     f = latency_figures(run)
     f["requests_per_s"] = m.get("http_reqs", {}).get("rate", 0.0)
+    if run.get("rounds"):
+        f["rounds"] = run["rounds"]
     f["sentences_per_s"] = m.get("sentences_classified", {}).get("rate", 0.0)
     server = run.get("server_metrics", {})
     batches = server.get("sentiment_batch_texts_count", 0.0)
@@ -79,6 +81,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "guard": results.get("guard", {}),
         "int8_recipe": results.get("int8_recipe"),
         "int8_recheck": results.get("int8_recheck"),
+        "engine_in_rounds": results.get("engine_in_rounds"),
         "served_accuracy": results.get("served_accuracy"),
         "cpu": results.get("cpu", {}),
         "served": results["served"],
@@ -109,7 +112,8 @@ def ceilings(f: dict[str, Any]) -> dict[str, float]:
     cores, so its ceilings are L1 = 1 / (1/E_a + 1/H_32) and L3 = 1 / (1/E_b + 1/H_1).
     """
     nan = float("nan")
-    served = f["raw"].get(f["served"], {})
+    # measured between the W1 and W3 rounds when the run alternated them (benchmark/run.py, side_by_side)
+    served = {**f["raw"].get(f["served"], {}), **(f.get("engine_in_rounds") or {})}
     e_a, e_b = served.get("a", nan), served.get("b", nan)
     h_32 = f.get("noop_w1", {}).get("requests_per_s", nan)
     h_1 = f.get("noop_w3", {}).get("requests_per_s", nan)
@@ -301,10 +305,10 @@ served as {f['served']} (what ENGINE=auto PRECISION=auto chose for the substitut
 
 | | | sentences or requests/s |
 | --- | --- | --- |
-| E_a | {f['served']} in process, batch 32 | {c['E_a']:.1f} |
-| E_b | {f['served']} in process, batch 1 | {c['E_b']:.1f} |
-| H_32 | no-op BentoML endpoint, W1's load (32 clients) | {c['H_32']:.1f} |
-| H_1 | no-op BentoML endpoint, W3's load (1 client) | {c['H_1']:.1f} |
+| E_a | {f['served']} in process, batch 32{rounds_note(f, 'w1')} | {c['E_a']:.1f} |
+| E_b | {f['served']} in process, batch 1{rounds_note(f, 'w3')} | {c['E_b']:.1f} |
+| H_32 | no-op BentoML endpoint, W1's load (32 clients){rounds_note(f, 'w1')} | {c['H_32']:.1f} |
+| H_1 | no-op BentoML endpoint, W3's load (1 client){rounds_note(f, 'w3')} | {c['H_1']:.1f} |
 | L1 | 1 / (1/E_a + 1/H_32): model and HTTP work on the same cores | {c['L1']:.1f} |
 | L3 | 1 / (1/E_b + 1/H_1) | {c['L3']:.1f} |
 {untraced_rows(f)}{stages_section(f)}
@@ -347,6 +351,12 @@ def served_accuracy_target(acc: dict[str, Any] | None) -> list[tuple[str, str, b
              + ("" if same_pair else ": /info names another pair than auto's choice"))
     return [("SST-2 dev through POST /predict = eval of the served pair, within 0.1 point (substitute, after import --eval)",
              value, same_pair and abs(acc["served"] - acc["eval"]) <= 0.001 + 1e-9)]
+
+
+def rounds_note(f: dict[str, Any], workload: str) -> str:
+    """Where a ceiling was measured: between the workload's rounds, when the run alternated them."""
+    rounds = f.get(workload, {}).get("rounds")
+    return f", between the {workload.upper()} rounds ({rounds}, alternating with the service and the no-op endpoint)" if rounds else ""
 
 
 def recheck_note(f: dict[str, Any]) -> str:

@@ -20,13 +20,15 @@ writes `summary.md`, `results.json` and PNG charts into the output folder.
    W1 32 clients x 1 unique text, W2 16 clients x 8 unique texts, W3 1 client x 1 text,
    saturation (rising arrival rate), the course scenario (first, on the fresh server),
    cached requests (10 clients), all with the model inline in the public worker (the
-   default); W1, W2 and W3 again with the model in its own service (MODEL_PLACEMENT=service),
-   then BentoML's HTTP ceiling (a no-op service under the cached run's load, and under
-   W1's and W3's: H_32 and H_1) and the course scenario once more on today's path
-   (ENGINE=torch, PRECISION=bf16 where the CPU has it, else fp32).
-The report's targets are ratios to ceilings measured in the same run (E_a, E_b: the
-served pair in process; L1, L3: engine and HTTP work sharing the cores), with the CPU
-model and flags it ran on.
+   default); W1 and W3 in alternating rounds with their ceilings (the served pair in
+   process, and a no-op BentoML service under the same load: side_by_side); W1, W2 and
+   W3 again with the model in its own service (MODEL_PLACEMENT=service), the no-op
+   service under the cached run's load, and the course scenario once more on today's
+   path (ENGINE=torch, PRECISION=bf16 where the CPU has it, else fp32).
+The report's targets are ratios to ceilings measured in the same run, beside the
+workloads they judge (E_a, E_b: the served pair in process; H_32, H_1: the no-op
+endpoint; L1, L3: engine and HTTP work sharing the cores), with the CPU model and flags
+it ran on.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ SUBSTITUTE = SHARED / "models" / "distilbert-sst2-minilm"
 SST2_DEV = SHARED / "data" / "sst2" / "dev.tsv"
 SST2_TRAIN = SHARED / "data" / "sst2" / "train.tsv"
 WORKLOADS = (("w1", 32, 1), ("w2", 16, 8), ("w3", 1, 1))  # name, clients, unique texts per request
+# W1 and W3 beside their ceilings, in alternating rounds: (name, clients, the engine's batch size)
+SIDE_BY_SIDE = (("w1", 32, 32), ("w3", 1, 1))
 NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 K6 = Path(sys.executable).parent / "k6"
 WORDS = ("the a film movie story plot acting cast ending music was is felt seemed great awful dull "
@@ -343,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="sentiment-bench-"))
     scale = 0.5 if args.quick else 1.0
+    rounds = 2 if args.quick else 3
     seconds = lambda s: f"{max(5, int(s * scale))}s"  # noqa: E731
     results: dict = {"quick": args.quick, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
 
@@ -389,7 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     results["batch_curve"] = batch_curve(served_classifier, seconds=2 * scale)
     progress("engine by batch size: " + ", ".join(f"{k}: {v:.0f}" for k, v in results["batch_curve"].items()))
     results["request_work"] = request_work_after_forward(served_classifier, stored_path)
-    del served_classifier
     progress(f"tokenizing one text: {results['request_work']['alone_us']:.0f} µs CPU alone, "
              f"{results['request_work']['after_forward_us']:.0f} µs right after a forward")
     baseline = ("torch", "bf16" if supports_bf16() else "fp32")
@@ -399,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
     redis = RedisServer(free_port()).start()
     env = {"REDIS_URL": redis.url, "ENGINE": served[0], "PRECISION": served[1]}
     server = start_server(home, work, env=env)
+    # BentoML's HTTP ceiling, beside the service from the start: W1 and W3 alternate with it (side_by_side)
+    noop = start_server(home, work, service="benchmark.noop_service:Noop")
     sampler = MetricsSampler(server.url)
     sampler.start()
     clients = "k6/clients.js"
@@ -409,10 +415,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.course_full:
             course_env.update({"RAMP": seconds(10), "DURATION": seconds(30)})
         results["course"] = k6("k6/load.js", course_env, args.out, "course", metrics_url=server.url)
-        for name, vus, texts in WORKLOADS:
-            progress(f"{name}: {vus} clients x {texts} unique text(s) per request (k6/clients.js)")
-            results[name] = k6(clients, {"BASE_URL": server.url, "VUS": str(vus), "TEXTS": str(texts),
-                                         "DURATION": seconds(20)}, args.out, name, metrics_url=server.url)
+        results["engine_in_rounds"] = {}
+        for name, vus, batch in SIDE_BY_SIDE:
+            progress(f"{name}: {vus} clients x 1 unique text, beside the engine in process (batch {batch}) and the no-op "
+                     f"endpoint, {rounds} alternating rounds")
+            results[name], results[f"noop_{name}"], results["engine_in_rounds"]["a" if batch > 1 else "b"] = side_by_side(
+                served_classifier, batch, server.url, noop.url, vus, rounds, seconds(10), args.out, name)
+        del served_classifier
+        progress("w2: 16 clients x 8 unique text(s) per request (k6/clients.js)")
+        results["w2"] = k6(clients, {"BASE_URL": server.url, "VUS": "16", "TEXTS": "8", "DURATION": seconds(20)},
+                           args.out, "w2", metrics_url=server.url)
         progress("saturation: unique sentences at a rising arrival rate (k6/saturation.js)")
         results["saturation"] = k6("k6/saturation.js", {
             "BASE_URL": server.url, "START_RATE": "5", "PEAK_RATE": "40", "DURATION": seconds(30), "TEXTS": "10",
@@ -420,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         progress("cached: 10 clients, cached texts only (k6/clients.js CACHED=1)")
         cached_env = {"VUS": "10", "TEXTS": "1", "CACHED": "1", "DURATION": seconds(15)}
         results["cached"] = k6(clients, {"BASE_URL": server.url, **cached_env}, args.out, "cached", metrics_url=server.url)
+        progress("HTTP ceiling: the no-op BentoML service under the cached run's load")
+        results["noop"] = k6(clients, {"BASE_URL": noop.url, **cached_env}, args.out, "noop")
         progress("profiles: py-spy of each worker under W1's and W3's load (extra short runs, not the measured ones)")
         results["profiles"] = {"w1": profiled(server, 32, args.out, "profile-w1"), "w3": profiled(server, 1, args.out, "profile-w3")}
     finally:
@@ -427,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             results["metrics"] = sampler.stop()
         finally:
             server.stop()
+            noop.stop()
     try:
         progress("the model in its own service (MODEL_PLACEMENT=service): W1, W2, W3 again")
         split = start_server(home, work, env={**env, "MODEL_PLACEMENT": "service"})
@@ -439,16 +454,6 @@ def main(argv: list[str] | None = None) -> int:
                                        service_w3=profiled(split, 1, args.out, "profile-service-w3"))
         finally:
             split.stop()
-        progress("HTTP ceiling: a no-op BentoML service under the cached run's load")
-        noop = start_server(home, work, service="benchmark.noop_service:Noop")
-        try:
-            results["noop"] = k6(clients, {"BASE_URL": noop.url, **cached_env}, args.out, "noop")
-            progress("HTTP ceilings H_32 and H_1: the no-op service under W1's and W3's load")
-            for name, vus in (("noop_w1", 32), ("noop_w3", 1)):
-                results[name] = k6(clients, {"BASE_URL": noop.url, "VUS": str(vus), "TEXTS": "1",
-                                             "DURATION": seconds(20)}, args.out, name)
-        finally:
-            noop.stop()
         progress("the no-op service with tracing off as this service runs BentoML (no span built), W3's and the cached load")
         untraced = start_server(home, work, service="benchmark.noop_service:NoopUntraced")
         try:
@@ -469,6 +474,56 @@ def main(argv: list[str] | None = None) -> int:
     write_report(results, args.out)
     progress(f"report: {args.out / 'summary.md'}")
     return 0
+
+
+def side_by_side(classifier, batch: int, url: str, noop_url: str, vus: int, rounds: int, duration: str,  # noqa: ANN001
+                 out_dir: Path, name: str) -> tuple[dict, dict, float]:
+    """A workload and its ceilings measured in alternation: the served pair in process at `batch`, the service under
+    `vus` one-text clients, the no-op endpoint under the same load, `rounds` times; each side's rounds as one run.
+
+    Why: this machine's speed drifts (the no-op endpoint went from 374 to 649 requests/s within minutes on one
+    afternoon), so a target measured minutes away from its ceiling compares two machines. Side by side, each
+    ratio compares figures taken under the same conditions."""
+    inputs = sixteen_tokens(classifier)
+    engine, service, noop = [], [], []
+    for round_ in range(1, rounds + 1):
+        engine.append(batch_rate(classifier, inputs, batch, seconds=3))
+        env = {"VUS": str(vus), "TEXTS": "1", "DURATION": duration}
+        service.append(k6("k6/clients.js", {"BASE_URL": url, **env}, out_dir, f"{name}-{round_}", metrics_url=url))
+        noop.append(k6("k6/clients.js", {"BASE_URL": noop_url, **env}, out_dir, f"noop-{name}-{round_}"))
+    return merge_runs(service), merge_runs(noop), sum(engine) / len(engine)
+
+
+def merge_runs(runs: list[dict]) -> dict:
+    """k6 runs of one workload as one: counts and rates over their summed durations, every request's point (each
+    run after the one before), the server's metric deltas summed, the mean latency weighted by requests."""
+    def count(run: dict, metric: str) -> float:
+        return float(run["metrics"].get(metric, {}).get("count", 0))
+
+    durations = [count(run, "http_reqs") / run["metrics"]["http_reqs"]["rate"] for run in runs]
+    seconds = sum(durations)
+    requests = sum(count(run, "http_reqs") for run in runs)
+    sentences = sum(count(run, "sentences_classified") for run in runs)
+    points, offset = [], 0.0
+    for run, duration in zip(runs, durations):
+        points += [(t + offset, ms, status) for t, ms, status in run["points"]]
+        offset += duration
+    server: dict[str, float] = {}
+    for run in runs:
+        for key, value in run.get("server_metrics", {}).items():
+            server[key] = server.get(key, 0.0) + value
+    mean_ms = sum(run["metrics"]["http_req_duration"]["avg"] * count(run, "http_reqs") for run in runs) / max(requests, 1)
+    return {
+        "metrics": {
+            "http_reqs": {"count": requests, "rate": requests / seconds},
+            "sentences_classified": {"count": sentences, "rate": sentences / seconds},
+            "http_req_duration": {"avg": mean_ms},
+            "checks": {"fails": sum(run["metrics"].get("checks", {}).get("fails", 0) for run in runs)},
+        },
+        "points": points, "started": runs[0]["started"], "rounds": len(runs),
+        "thresholds_passed": all(run["thresholds_passed"] for run in runs),
+        **({"server_metrics": server} if any("server_metrics" in run for run in runs) else {}),
+    }
 
 
 def profiled(server: ServerProcess, vus: int, out_dir: Path, name: str, seconds: int = 8) -> dict:

@@ -117,6 +117,31 @@ def test_report_folder_has_summary_charts_and_results(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "results.json").read_text())["served"] == "openvino/int8"
 
 
+def test_workloads_run_beside_their_ceilings_are_judged_against_the_ceilings_of_their_rounds() -> None:
+    from benchmark.run import merge_runs
+
+    def k6_run(requests: int, rate: float, mean_ms: float, texts_in_batches: float) -> dict:
+        return {"started": 1000.0, "points": [(i / rate, mean_ms, 200) for i in range(requests)], "thresholds_passed": True,
+                "metrics": {"http_reqs": {"count": requests, "rate": rate}, "sentences_classified": {"count": requests, "rate": rate},
+                            "http_req_duration": {"avg": mean_ms}, "checks": {"passes": requests, "fails": 0}},
+                "server_metrics": {"sentiment_batch_texts_sum": texts_in_batches, "sentiment_batch_texts_count": 10.0}}
+
+    rounds = [k6_run(100, 200.0, 80.0, 240.0), k6_run(300, 300.0, 60.0, 300.0)]
+    merged = merge_runs(rounds)
+    # 100 requests at 200/s (0.5 s) and 300 at 300/s (1 s): 400 in 1.5 s
+    assert merged["metrics"]["http_reqs"]["count"] == 400 and merged["metrics"]["http_reqs"]["rate"] == pytest.approx(400 / 1.5)
+    assert merged["metrics"]["http_req_duration"]["avg"] == pytest.approx((80.0 * 100 + 60.0 * 300) / 400)
+    assert len(merged["points"]) == 400 and merged["points"][100][0] >= 0.5  # the second round after the first
+    assert merged["server_metrics"]["sentiment_batch_texts_sum"] == sum(r["server_metrics"]["sentiment_batch_texts_sum"] for r in rounds)
+    run = synthetic_run()
+    run["w1"], run["engine_in_rounds"] = merged, {"a": 450.0, "b": 240.0}
+    f = figures(run)
+    assert (f["ceilings"]["E_a"], f["ceilings"]["E_b"]) == (450.0, 240.0)  # not the raw table's 500 / 260
+    assert f["ratios"]["w1_vs_L1"] == pytest.approx((400 / 1.5) / (1 / (1 / 450 + 1 / 1000)))
+    assert "| E_a | openvino/int8 in process, batch 32, between the W1 rounds (2, alternating with the service and the no-op endpoint) | 450.0 |" \
+        in summary_markdown(f, run, [])
+
+
 def test_int8_is_held_to_the_target_of_its_cpu_kind() -> None:
     from benchmark.report import int8_targets
 

@@ -258,6 +258,10 @@ class RedisBackend:
             return
 
         async def write() -> None:
+            if len(items) == 1:  # one text, as most requests: a plain SET, without a pipeline's objects
+                ((key, value),) = items.items()
+                await self._client.set(key, value, ex=ttl_s)
+                return
             async with self._client.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
                     pipe.set(key, value, ex=ttl_s)

@@ -188,6 +188,7 @@ def test_redis_round_trip_ttl_and_recovery(clock: FakeClock) -> None:
             await backend.set_many({"x": b"[0.3,0.7]"}, ttl_s=60)
             await backend.set_many({"x": b"[0.3,0.7]"}, ttl_s=60)
             assert await backend.get_many(["x"]) == [b"[0.3,0.7]"]
+            assert 0 < probe.ttl("x") <= 60  # one key is a plain SET, with its TTL too
             skips = open_circuit_skips()
             assert await backend.get_many(["x"]) == [b"[0.3,0.7]"]
             assert open_circuit_skips() == skips  # closed again
