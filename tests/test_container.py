@@ -180,9 +180,10 @@ def test_container_answers_predict_like_bentoml_serve(container: str, server) ->
     assert httpx.get(f"{container}/livez", timeout=10).status_code == 200
     metrics = httpx.get(f"{container}/metrics", timeout=10).text
     assert "sentiment_batch_texts" in metrics
-    # the image serves the engine bentoml serve chose, and timed its start-up
+    # the image serves the engine bentoml serve chose, the model inline in the public worker, and timed its start-up
     assert re.search(r'sentiment_model_info\{[^}]*engine="openvino"', metrics)
-    assert 'sentiment_startup_seconds{service="sentiment_model",stage="total"}' in metrics
+    assert 'sentiment_startup_seconds{service="sentiment",stage="model_load"}' in metrics
+    assert 'sentiment_startup_seconds{service="sentiment",stage="total"}' in metrics
 
 
 def podman_kube_yaml(rendered: str, image: str, host_port: int, secrets_dir: Path) -> str:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from harness.processes import wait_until
+from harness.processes import start_server, wait_until
 from harness.prometheus import metric_sum
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
@@ -46,10 +46,19 @@ def test_timing_headers_say_where_the_time_went(server) -> None:  # noqa: ANN001
     assert float(cached["x-total-time"]) > 0
 
 
-def test_a_request_waiting_for_another_s_text_reports_the_model_time_it_waited(server) -> None:  # noqa: ANN001
+@pytest.fixture(scope="module")
+def split_server(bentoml_home, tmp_path_factory):  # noqa: ANN001, ANN201
+    """The model in its own worker (MODEL_PLACEMENT=service), which a test pauses."""
+    proc = start_server(bentoml_home, tmp_path_factory.mktemp("serve-identity"), env={"MODEL_PLACEMENT": "service"})
+    yield proc
+    proc.stop()
+
+
+def test_a_request_waiting_for_another_s_text_reports_the_model_time_it_waited(split_server) -> None:  # noqa: ANN001
     """B asks for the text A is computing: it waits for A's model call, and says so (not 0, as if cached).
 
     The model worker is paused so that A's call is still in flight when B arrives."""
+    server = split_server
     text = f"a text two requests want {uuid.uuid4().hex}"
     queued = lambda: metric_sum(server.metrics(), "sentiment_queued_texts")  # noqa: E731
     coalesced = lambda: metric_sum(server.metrics(), "sentiment_cache_coalesced_texts_total")  # noqa: E731
