@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import random
@@ -298,10 +299,16 @@ def wait_idle(url: str, timeout: float = 120.0) -> None:
 
 # what a scenario records from the server: batch fill, and the stages of the request path
 SERVER_METRICS = ("sentiment_batch_texts_", "sentiment_stage_duration_seconds_sum", "sentiment_stage_duration_seconds_count",
-                  "sentiment_inference_duration_seconds_sum")
+                  "sentiment_inference_duration_seconds_sum", "sentiment_cache_lookups_total")
+
+
+_RUNS = itertools.count(1)
 
 
 def k6(script: str, env: dict[str, str], out_dir: Path, name: str, metrics_url: str | None = None) -> dict:
+    """One k6 run; its unique texts are its own (k6/clients.js OFFSET): a later run against the same cache
+    (another round, another workload) never finds the earlier one's texts there."""
+    env = {"OFFSET": str(next(_RUNS) * 100_000_000), **env}
     summary, points = out_dir / f"{name}-summary.json", out_dir / f"{name}-points.csv"
     if metrics_url:
         wait_idle(metrics_url)

@@ -4,7 +4,8 @@
 //   VUS=32 TEXTS=1 k6 run k6/clients.js     # W1: many clients, one text each
 //   VUS=16 TEXTS=8 k6 run k6/clients.js     # W2: fewer clients, 8 texts each
 //   VUS=1  TEXTS=1 k6 run k6/clients.js     # W3: one client, one text
-//   PATH_=/noop ...                         # any other POST route taking {"text": [...]}
+//   ROUTE=/noop ...                         # any other POST route taking {"text": [...]}
+//   OFFSET=100000000 ...                    # other unique texts than a run without it
 import http from 'k6/http';
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
@@ -16,6 +17,8 @@ const TEXTS = parseInt(__ENV.TEXTS || '1', 10);
 const DURATION = __ENV.DURATION || '30s';
 // 1: texts repeat (CACHED), so every request after the first few is a cache hit
 const CACHED = __ENV.CACHED === '1';
+// added to every unique text's number: runs against the same cache with different OFFSETs never share a text
+const OFFSET = parseInt(__ENV.OFFSET || '0', 10);
 
 const sentences = new Counter('sentences_classified');
 
@@ -36,7 +39,7 @@ export const options = {
 function sentence(j) {
   const words = [];
   for (let i = 0; i < 12; i++) words.push(WORDS[(__VU * 7 + __ITER * 13 + j * 17 + i * 5) % WORDS.length]);
-  const n = CACHED ? j : __VU * 1000003 + __ITER * 101 + j;
+  const n = CACHED ? j : OFFSET + __VU * 1000003 + __ITER * 101 + j;
   return `${words.join(' ')} ${n}`;
 }
 

@@ -61,3 +61,18 @@ def test_locust_workloads(server, tmp_path: Path, user: str) -> None:  # noqa: A
     total = rows["Aggregated"]
     assert int(total["Request Count"]) > 10
     assert int(total["Failure Count"]) == 0
+
+
+def test_k6_clients_offset_gives_a_run_texts_of_its_own(server, tmp_path: Path) -> None:  # noqa: ANN001
+    """k6/clients.js: a run with another OFFSET finds none of an earlier run's texts in the cache; the same OFFSET finds them."""
+    from harness.prometheus import metric_sum
+
+    def hits_after(offset: int) -> float:
+        result = run([str(BIN / "k6"), "run", "--quiet", "--iterations", "20", "k6/clients.js"],
+                     {"BASE_URL": server.url, "VUS": "2", "TEXTS": "2", "OFFSET": str(offset)})
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return metric_sum(server.metrics(), "sentiment_cache_lookups_total", result="hit")
+
+    first = hits_after(700_000_000)
+    assert hits_after(800_000_000) == first  # other texts: no hit
+    assert hits_after(700_000_000) > first  # the first run's texts again: from the cache
