@@ -113,3 +113,18 @@ def test_swagger_example_is_a_working_request(server) -> None:  # noqa: ANN001
     r = post(server, example)
     assert r.status_code == 200 and len(r.json()["predictions"]) == len(example["text"])
     assert httpx.get(f"{server.url}/").status_code == 200
+
+
+def test_bentoml_s_own_client_gets_what_a_plain_http_client_gets(server) -> None:  # noqa: ANN001
+    """BentoML's client finds `predict` in the service's schema and calls it; the lean route
+    (sentiment/http/predict.py) answers it as any other client, with the same body and the same 400."""
+    import bentoml
+
+    body = {"text": ["I love you", "I hate you"], "top_k": 1}
+    plain = httpx.post(f"{server.url}/predict", json=body, timeout=60).json()
+    with bentoml.SyncHTTPClient(server.url, timeout=60) as client:
+        assert "predict" in client.endpoints
+        got = client.predict(**body)
+        assert got == plain
+        with pytest.raises(bentoml.exceptions.BentoMLException, match="top_k"):
+            client.predict(text=["ok"], top_k=0)
