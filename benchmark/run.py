@@ -159,14 +159,14 @@ def match_recheck_share(model_dir: str, share: float) -> dict:
     import numpy as np
     import openvino as ov
 
-    from sentiment.model.engines import openvino_files
+    from sentiment.model.engines import openvino_core, openvino_files
     from sentiment.model.inference import Classifier
     from sentiment.model.recheck import RECHECK_BELOW, decision_margins
 
     path = openvino_files(model_dir, "int8")
 
     def rewrite(below: float) -> None:  # through a copy: the stored weights are mapped while a model is read
-        model = ov.Core().read_model(path)
+        model = openvino_core().read_model(path)
         model.set_rt_info(repr(below), RECHECK_BELOW)
         tmp = path.with_name("recheck-tmp.xml")
         ov.save_model(model, tmp, compress_to_fp16=False)

@@ -21,6 +21,7 @@ store; a service only loads them. Every engine takes int64 numpy arrays
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
 import time
@@ -31,6 +32,7 @@ from . import cpu, recheck
 
 if TYPE_CHECKING:  # numpy is imported where logits are made: the image build reads this module without it
     import numpy as np
+    import openvino as ov
 
 logger = logging.getLogger(f"bentoml.{__name__}")  # under BentoML's log handlers
 
@@ -59,6 +61,23 @@ def openvino_installed() -> bool:
 def torch_installed() -> bool:
     """False in the torch-free image, which serves OpenVINO only."""
     return importlib.util.find_spec("torch") is not None
+
+
+@functools.cache
+def openvino_core() -> ov.Core:
+    """The process's one OpenVINO Core, used for every read, compile and export.
+
+    Each Core loads a CPU plugin of its own, and each plugin points the thread's alternate
+    signal stack at a stack it maps, putting back the previous one when it is destroyed
+    (intel_cpu `SigAltStackSetup`, openvinotoolkit/openvino#11894). Cores destroyed in
+    another order than made leave the pointer on unmapped memory, and the next signal that
+    Python handles (SIGTERM at shutdown, Ctrl-C) is a segmentation fault. One Core kept for
+    the process's lifetime leaves nothing to restore out of order
+    (tests/sentiment/model/test_engines.py checks signals after engines come and go).
+    """
+    import openvino as ov
+
+    return ov.Core()
 
 
 def openvino_files(model_dir: str | Path, precision: str) -> Path:
@@ -136,11 +155,9 @@ class OpenVINOEngine:
     name = "openvino"
 
     def __init__(self, model_dir: str, precision: str, threads: int) -> None:
-        import openvino as ov
-
         self.precision = precision
         self.threads = max(1, threads)
-        core = ov.Core()
+        core = openvino_core()
         start = time.perf_counter()
         model = core.read_model(openvino_files(model_dir, precision))
         read = time.perf_counter()
@@ -216,7 +233,7 @@ def export_openvino(model: object, model_dir: str | Path, *, int8: bool = True) 
         import nncf
 
         nncf.set_log_level(logging.ERROR)  # its progress tables would bury the import's own output
-        ir8 = nncf.compress_weights(ov.Core().read_model(written[0]), mode=nncf.CompressWeightsMode.INT8_SYM)
+        ir8 = nncf.compress_weights(openvino_core().read_model(written[0]), mode=nncf.CompressWeightsMode.INT8_SYM)
         written.append(openvino_files(model_dir, "int8"))
         ov.save_model(ir8, written[1], compress_to_fp16=False)
     return written

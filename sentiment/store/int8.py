@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model.cpu import supports_bf16
-from ..model.engines import FLOAT_PART, openvino_files
+from ..model.engines import FLOAT_PART, openvino_core, openvino_files
 from ..model.recheck import RECHECK_BELOW, decision_margins, margin_changes
 from .data import DataError
 
@@ -144,7 +144,7 @@ def quantize_calibrated(model_dir: str | Path, calibration: Calibration, max_len
         recipe = RECIPES[name]
         base = name.removesuffix(BF16_FLOAT_PART)
         if base not in quantized:
-            quantized[base] = _quantize(nncf, ov.Core().read_model(fp32_path), dataset, len(calib_ids), recipe)
+            quantized[base] = _quantize(nncf, openvino_core().read_model(fp32_path), dataset, len(calib_ids), recipe)
         models[name] = quantized[base].clone()
         models[name].set_rt_info(recipe["float_part"], FLOAT_PART)
         ov.save_model(models[name], int8_path, compress_to_fp16=False)  # without a recheck margin: int8 alone

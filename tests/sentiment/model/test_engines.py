@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,26 @@ def test_what_a_machine_can_run(exported_dir: Path, tiny_model_dir: Path, monkey
     assert why_unavailable("openvino", "fp32", exported_dir) == "the openvino package is not installed"
     monkeypatch.setattr(cpu, "supports_bf16", lambda: True)
     assert ("torch", "bf16") in supported_pairs(exported_dir)
+
+
+def test_signals_are_still_handled_after_engines_come_and_go_in_any_order(exported_dir: Path) -> None:
+    """OpenVINO's CPU plugin swaps the alternate signal stack per Core (sentiment/model/engines.py,
+    openvino_core): with a Core per engine, engines dropped in another order than made left it
+    on freed memory and the next SIGTERM was a segmentation fault. Run apart: a crash fails this test only."""
+    script = textwrap.dedent("""
+        import os, signal, sys
+        from sentiment.model.engines import load_engine
+        first = load_engine(sys.argv[1], "openvino", "fp32", threads=1)
+        second = load_engine(sys.argv[1], "openvino", "int8", threads=1)
+        del first  # not the order they were made in
+        third = load_engine(sys.argv[1], "openvino", "fp32", threads=1)
+        del second, third
+        got = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+        os.kill(os.getpid(), signal.SIGTERM)
+        print("handled", got)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(exported_dir)], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    assert "handled [15]" in done.stdout

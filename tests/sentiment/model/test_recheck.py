@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentiment.model.engines import export_openvino, openvino_files
+from sentiment.model.engines import export_openvino, openvino_core, openvino_files
 from sentiment.model.inference import BatchStats, Classifier
 from sentiment.model.recheck import RECHECK_BELOW, decision_margins, margin_changes, recorded
 
@@ -53,7 +53,7 @@ def record_margin(model_dir: Path, below: float) -> None:
     import openvino as ov
 
     path = openvino_files(model_dir, "int8")
-    model = ov.Core().read_model(path)
+    model = openvino_core().read_model(path)
     model.set_rt_info(repr(below), RECHECK_BELOW)
     tmp = path.with_name("tmp.xml")
     ov.save_model(model, tmp, compress_to_fp16=False)
@@ -87,12 +87,11 @@ def test_texts_below_the_recorded_margin_get_fp32_logits_and_the_others_keep_int
 
 
 def test_an_ir_records_a_margin_or_none(tiny_model_dir: Path, tmp_path: Path) -> None:
-    import openvino as ov
     from transformers import AutoModelForSequenceClassification
 
     shutil.copytree(tiny_model_dir, tmp_path / "model")
     export_openvino(AutoModelForSequenceClassification.from_pretrained(tmp_path / "model").eval(), tmp_path / "model")
-    model = ov.Core().read_model(openvino_files(tmp_path / "model", "int8"))  # weight-only int8: nothing recorded
+    model = openvino_core().read_model(openvino_files(tmp_path / "model", "int8"))  # weight-only int8: nothing recorded
     assert recorded(model) is None
     model.set_rt_info("0.0", RECHECK_BELOW)
     assert recorded(model) is None  # 0: nothing to recheck
