@@ -154,33 +154,19 @@ def match_recheck_share(model_dir: str, share: float) -> dict:
     that, of the 32 texts the raw table runs, it rechecks the share the trained substitute rechecked on
     SST-2 dev in the guard (sentiment/model/recheck.py). The raw table then times the served code path at
     the share real data gives."""
-    import os
-
     import numpy as np
-    import openvino as ov
 
-    from sentiment.model.engines import openvino_core, openvino_files
+    from sentiment.model.engines import store_recheck_margin
     from sentiment.model.inference import Classifier
-    from sentiment.model.recheck import RECHECK_BELOW, decision_margins
+    from sentiment.model.recheck import decision_margins
 
-    path = openvino_files(model_dir, "int8")
-
-    def rewrite(below: float) -> None:  # through a copy: the stored weights are mapped while a model is read
-        model = openvino_core().read_model(path)
-        model.set_rt_info(repr(below), RECHECK_BELOW)
-        tmp = path.with_name("recheck-tmp.xml")
-        ov.save_model(model, tmp, compress_to_fp16=False)
-        del model
-        os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(tmp, path)
-
-    rewrite(0.0)  # int8 alone
+    store_recheck_margin(model_dir, 0.0)  # int8 alone
     classifier = Classifier(model_dir, engine="openvino", precision="int8")
     margins = np.sort(decision_margins(np.array(classifier.logits(sixteen_tokens(classifier)[:32])), classifier.scoring.function))
     del classifier
     k = round(share * 32)
     below = 0.0 if k == 0 else float((margins[k - 1] + margins[k]) / 2) if k < 32 else float(margins[-1] + 1)
-    rewrite(below)
+    store_recheck_margin(model_dir, below)
     return {"share": share, "rechecked": k, "recheck_below": below}
 
 

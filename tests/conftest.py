@@ -76,6 +76,16 @@ def server(bentoml_home: Path, tmp_path_factory: pytest.TempPathFactory):  # noq
     proc.stop()
 
 
+@pytest.fixture(scope="module")
+def split_server(bentoml_home: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """One `bentoml serve` per test module with the model in its own worker (MODEL_PLACEMENT=service),
+    which a test can pause, and no cache: every text reaches the model."""
+    proc = start_server(bentoml_home, log_dir=tmp_path_factory.mktemp("serve-split"),
+                        env={"MODEL_PLACEMENT": "service", "CACHE_MAX_ENTRIES": "0"})
+    yield proc
+    proc.stop()
+
+
 TIERS = ("unit", "service", "container", "load")  # pytest.ini: markers
 
 

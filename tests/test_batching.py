@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from harness.clients import closed_loop
-from harness.processes import start_server, wait_until
+from harness.processes import wait_until
 from harness.prometheus import metric_sum
 from tests.helpers import batches_and_texts
 
@@ -23,26 +23,17 @@ WORDS = "the film was a great awful boring moving story with fine acting and a d
 REQUESTS_PER_USER = 10  # 480 requests, coalesced into well over 100 model-service calls: past BentoML's 100-call connection recycling
 
 
-@pytest.fixture(scope="module")
-def uncached_server(bentoml_home, tmp_path_factory):  # noqa: ANN001, ANN201
-    # No cache, so every text reaches the model service; the model in its own worker, which a test pauses.
-    proc = start_server(bentoml_home, tmp_path_factory.mktemp("serve-batching"),
-                        env={"CACHE_MAX_ENTRIES": "0", "MODEL_PLACEMENT": "service"})
-    yield proc
-    proc.stop()
-
-
 def _two_texts(u: int, i: int) -> list[str]:
     return [f"user {u} finds request {i} rather good", f"user {u} thinks {i} is bad"]
 
 
-def test_concurrent_clients_share_batches_without_errors_and_scores_match(uncached_server) -> None:  # noqa: ANN001
-    before = uncached_server.metrics()
-    results = asyncio.run(closed_loop(uncached_server.url, USERS, _two_texts, requests_per_user=REQUESTS_PER_USER))
+def test_concurrent_clients_share_batches_without_errors_and_scores_match(split_server) -> None:  # noqa: ANN001
+    before = split_server.metrics()
+    results = asyncio.run(closed_loop(split_server.url, USERS, _two_texts, requests_per_user=REQUESTS_PER_USER))
     statuses = [e.response.status_code for e in results]
     assert statuses.count(200) == len(statuses) == USERS * REQUESTS_PER_USER, {s: statuses.count(s) for s in set(statuses)}
 
-    after = uncached_server.metrics()
+    after = split_server.metrics()
     batches, texts = batches_and_texts(before, after)
     single_text_batches = after['sentiment_batch_texts_bucket{le="1.0"}'] - before.get('sentiment_batch_texts_bucket{le="1.0"}', 0)
     # BentoML's own histogram: one observation per batch, valued in model-service calls
@@ -60,33 +51,33 @@ def test_concurrent_clients_share_batches_without_errors_and_scores_match(uncach
     for exchange in sample:
         batched = exchange.response.json()["predictions"]
         for text, row in zip(exchange.texts, batched):
-            alone = httpx.post(f"{uncached_server.url}/predict", json={"text": [text]}, timeout=60).json()["predictions"][0]
+            alone = httpx.post(f"{split_server.url}/predict", json={"text": [text]}, timeout=60).json()["predictions"][0]
             worst = max(worst, *(abs(a["score"] - b["score"]) for a, b in zip(row, alone)))
     assert worst <= 1e-4
 
 
-def test_texts_waiting_for_a_busy_model_leave_as_one_batch(uncached_server) -> None:  # noqa: ANN001
+def test_texts_waiting_for_a_busy_model_leave_as_one_batch(split_server) -> None:  # noqa: ANN001
     """32 one-text clients arrive while the model is busy: the next batch holds all 31 that waited.
 
     The model worker is paused (SIGSTOP) so that "busy" does not depend on timing; the
     public worker's gauge of queued texts says when every request has arrived.
     """
-    model_pid = uncached_server.worker_pid("sentiment_model")
-    before = uncached_server.metrics()
-    queued = lambda: metric_sum(uncached_server.metrics(), "sentiment_queued_texts")  # noqa: E731
+    model_pid = split_server.worker_pid("sentiment_model")
+    before = split_server.metrics()
+    queued = lambda: metric_sum(split_server.metrics(), "sentiment_queued_texts")  # noqa: E731
     assert queued() == 0
     os.kill(model_pid, signal.SIGSTOP)
     try:
         with ThreadPoolExecutor(32) as pool:
             texts = [f"client {i} waits for a busy model" for i in range(32)]
-            futures = [pool.submit(httpx.post, f"{uncached_server.url}/predict", json={"text": [t]}, timeout=60) for t in texts]
+            futures = [pool.submit(httpx.post, f"{split_server.url}/predict", json={"text": [t]}, timeout=60) for t in texts]
             wait_until(lambda: queued() == 32, timeout=30, what="32 texts queued for the paused model")
             os.kill(model_pid, signal.SIGCONT)
             responses = [f.result() for f in futures]
     finally:
         os.kill(model_pid, signal.SIGCONT)
     assert [r.status_code for r in responses] == [200] * 32
-    after = uncached_server.metrics()
+    after = split_server.metrics()
     new = {k: after[k] - before.get(k, 0.0) for k in after if k.startswith("sentiment_batch_texts")}
     # the first request's call was already on its way; the other 31 left together
     assert new["sentiment_batch_texts_sum"] == 32
@@ -127,12 +118,12 @@ def _single_client_rate(url: str, n: int, tag: str) -> float:
         return n / (time.perf_counter() - start)
 
 
-def test_single_client_is_not_slowed_down_after_a_burst(uncached_server) -> None:  # noqa: ANN001
+def test_single_client_is_not_slowed_down_after_a_burst(split_server) -> None:  # noqa: ANN001
     """BentoML's batcher kept waiting after a burst (4 req/s instead of 26); the batch policy prevents it."""
-    before = _single_client_rate(uncached_server.url, 30, "before")
+    before = _single_client_rate(split_server.url, 30, "before")
     # long enough for BentoML's batch optimizer to refresh (at most every 5 s) on burst data
-    results = asyncio.run(closed_loop(uncached_server.url, 64, _two_texts, requests_per_user=1000, max_seconds=12))
+    results = asyncio.run(closed_loop(split_server.url, 64, _two_texts, requests_per_user=1000, max_seconds=12))
     assert results and all(e.response.status_code == 200 for e in results)
-    after = _single_client_rate(uncached_server.url, 30, "after")
+    after = _single_client_rate(split_server.url, 30, "after")
     print(f"\nsingle client: {before:.1f} req/s before a 64-client burst, {after:.1f} req/s after (ratio {after / before:.2f})")
     assert after >= 0.5 * before

@@ -19,15 +19,6 @@ USERS = 32
 REQUESTS_PER_USER = 5
 
 
-@pytest.fixture(scope="module")
-def split_server(bentoml_home, tmp_path_factory):  # noqa: ANN001, ANN201
-    # no cache: every text reaches the model
-    proc = start_server(bentoml_home, tmp_path_factory.mktemp("serve-split"),
-                        env={"MODEL_PLACEMENT": "service", "CACHE_MAX_ENTRIES": "0"})
-    yield proc
-    proc.stop()
-
-
 def test_by_default_the_model_runs_in_the_public_worker(server) -> None:  # noqa: ANN001
     server.worker_pid("sentiment")
     with pytest.raises(LookupError):

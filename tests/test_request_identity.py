@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from harness.processes import start_server, wait_until
+from harness.processes import wait_until
 from harness.prometheus import metric_sum
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
@@ -44,14 +44,6 @@ def test_timing_headers_say_where_the_time_went(server) -> None:  # noqa: ANN001
     cached = post(server, [text]).headers
     assert float(cached["x-inference-time"]) == 0 and float(cached["x-queue-time"]) == 0
     assert float(cached["x-total-time"]) > 0
-
-
-@pytest.fixture(scope="module")
-def split_server(bentoml_home, tmp_path_factory):  # noqa: ANN001, ANN201
-    """The model in its own worker (MODEL_PLACEMENT=service), which a test pauses."""
-    proc = start_server(bentoml_home, tmp_path_factory.mktemp("serve-identity"), env={"MODEL_PLACEMENT": "service"})
-    yield proc
-    proc.stop()
 
 
 def test_a_request_waiting_for_another_s_text_reports_the_model_time_it_waited(split_server) -> None:  # noqa: ANN001

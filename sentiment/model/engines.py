@@ -24,6 +24,7 @@ import contextlib
 import functools
 import importlib.util
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -84,6 +85,21 @@ def openvino_files(model_dir: str | Path, precision: str) -> Path:
     """The stored IR an OpenVINO precision loads (bf16 runs the fp32 IR with a bf16 hint)."""
     name = "int8" if precision == "int8" else "fp32"
     return Path(model_dir) / OPENVINO_DIR / f"{name}.xml"
+
+
+def store_recheck_margin(model_dir: str | Path, below: float) -> None:
+    """Rewrite a stored int8 IR with the recheck margin `below` (0: recheck nothing; recheck.py). Through a
+    copy: a model read from the IR maps its weights file, which a save in place would change under it."""
+    import openvino as ov
+
+    path = openvino_files(model_dir, "int8")
+    model = openvino_core().read_model(path)
+    model.set_rt_info(repr(below), recheck.RECHECK_BELOW)
+    tmp = path.with_name(f"{path.stem}-margin-tmp.xml")
+    ov.save_model(model, tmp, compress_to_fp16=False)
+    del model
+    os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
+    os.replace(tmp, path)
 
 
 def why_unavailable(engine: str, precision: str, model_dir: str | Path) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,22 +10,12 @@ from pathlib import Path
 import pytest
 
 from sentiment.model import cpu, engines
-from sentiment.model.engines import export_openvino, supported_pairs, why_unavailable
+from sentiment.model.engines import supported_pairs, why_unavailable
 from sentiment.model.inference import Classifier
 
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 
 TEXTS = ["I love you", "I hate you", "", "Count to 1234", "the best movie ever " * 40, "not very good"]
-
-
-@pytest.fixture(scope="module")
-def exported_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import AutoModelForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("exported") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    export_openvino(AutoModelForSequenceClassification.from_pretrained(folder).eval(), folder)
-    return folder
 
 
 def test_openvino_fp32_gives_torch_scores(exported_dir: Path) -> None:

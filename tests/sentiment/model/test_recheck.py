@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentiment.model.engines import export_openvino, openvino_core, openvino_files
+from sentiment.model.engines import export_openvino, openvino_core, openvino_files, store_recheck_margin
 from sentiment.model.inference import BatchStats, Classifier
 from sentiment.model.recheck import RECHECK_BELOW, decision_margins, margin_changes, recorded
 
@@ -38,30 +38,6 @@ def test_a_margin_change_bounds_what_any_gap_between_two_logits_moved() -> None:
     assert (decision_margins(b, "softmax")[changed] < margin_changes(a, b, "softmax")[changed]).all()
 
 
-@pytest.fixture(scope="module")
-def exported_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import AutoModelForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("recheck") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    export_openvino(AutoModelForSequenceClassification.from_pretrained(folder).eval(), folder)
-    return folder
-
-
-def record_margin(model_dir: Path, below: float) -> None:
-    """Rewrite the stored int8 IR with a recheck margin, 0 for none (through a copy: its weights are mapped while read)."""
-    import openvino as ov
-
-    path = openvino_files(model_dir, "int8")
-    model = openvino_core().read_model(path)
-    model.set_rt_info(repr(below), RECHECK_BELOW)
-    tmp = path.with_name("tmp.xml")
-    ov.save_model(model, tmp, compress_to_fp16=False)
-    del model
-    tmp.with_suffix(".bin").replace(path.with_suffix(".bin"))
-    tmp.replace(path)
-
-
 def test_texts_below_the_recorded_margin_get_fp32_logits_and_the_others_keep_int8_s(exported_dir: Path) -> None:
     fp32 = Classifier(str(exported_dir), engine="openvino", precision="fp32")
     ids = fp32.token_ids(TEXTS)
@@ -72,7 +48,7 @@ def test_texts_below_the_recorded_margin_get_fp32_logits_and_the_others_keep_int
     assert not np.allclose(int8, reference, atol=1e-6)  # int8 moved the logits
     margins = decision_margins(int8, "softmax")
     below = float(np.median(margins))  # half the texts under it
-    record_margin(exported_dir, below)
+    store_recheck_margin(exported_dir, below)
     try:
         rechecking = Classifier(str(exported_dir), engine="openvino", precision="int8", group_max_texts=3)  # several groups
         assert rechecking.engine.recheck_below == pytest.approx(below)
@@ -83,7 +59,7 @@ def test_texts_below_the_recorded_margin_get_fp32_logits_and_the_others_keep_int
         np.testing.assert_allclose(got[near], reference[near], atol=1e-5)  # fp32's
         np.testing.assert_allclose(got[~near], int8[~near], atol=1e-6)  # int8's own
     finally:
-        record_margin(exported_dir, 0.0)
+        store_recheck_margin(exported_dir, 0.0)
 
 
 def test_an_ir_records_a_margin_or_none(tiny_model_dir: Path, tmp_path: Path) -> None:
