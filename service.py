@@ -36,6 +36,7 @@ from sentiment.batching.policy import install_batch_policy, verify_batch_policy
 from sentiment.batching.regroup import Regroup
 from sentiment.cache.backends import CircuitBreaker, MemoryBackend, NearCache, RedisBackend
 from sentiment.cache.keys import CacheKeys, TextUnits
+from sentiment.cache.merged import MergedCalls
 from sentiment.cache.prediction import PredictionCache
 from sentiment.drain import ActivityTracker, defer_sigterm_until_idle
 from sentiment.http import errors, routes
@@ -261,7 +262,8 @@ class Sentiment:
         if settings.redis_url:
             breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
             password = Path(settings.redis_password_file).read_text().strip() if settings.redis_password_file else None
-            backend = RedisBackend(settings.redis_url, settings.redis_timeout_ms, breaker, password=password)
+            # concurrent requests share Redis calls (sentiment/cache/merged.py)
+            backend = MergedCalls(RedisBackend(settings.redis_url, settings.redis_timeout_ms, breaker, password=password))
             if settings.cache_near_entries:
                 backend = NearCache(MemoryBackend(settings.cache_near_entries), backend, settings.cache_near_ttl_s)
         else:

@@ -67,6 +67,9 @@ def closed_loop_figures(run: dict[str, Any]) -> dict[str, float]:
     batches = server.get("sentiment_batch_texts_count", 0.0)
     f["mean_batch_texts"] = server.get("sentiment_batch_texts_sum", 0.0) / batches if batches else float("nan")
     f["cache_hits"] = metric_sum(server, "sentiment_cache_lookups_total", result="hit")  # 0 for unique texts
+    requests = m.get("http_reqs", {}).get("count", 0.0)
+    redis_calls = metric_sum(server, "sentiment_redis_roundtrip_seconds_count")  # lookups and writes (cache/merged.py)
+    f["redis_calls_per_request"] = redis_calls / requests if requests and server else float("nan")
     return f
 
 
@@ -279,7 +282,7 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
         for pair, v in f["raw"].items()
     )
     scenario_rows = "\n".join(
-        f"| {label} | {f[n]['requests_per_s']:.1f} | {f[n]['sentences_per_s']:.1f} | {f[n]['mean_batch_texts']:.1f} | {f[n]['p50_ms']:.1f} ms | {f[n]['p99_ms']:.1f} ms | {f[n]['errors']} | {f[n]['cache_hits']:.0f} |"
+        f"| {label} | {f[n]['requests_per_s']:.1f} | {f[n]['sentences_per_s']:.1f} | {f[n]['mean_batch_texts']:.1f} | {f[n]['p50_ms']:.1f} ms | {f[n]['p99_ms']:.1f} ms | {f[n]['errors']} | {f[n]['cache_hits']:.0f} | {f[n]['redis_calls_per_request']:.2f} |"
         for n, label in (("w1", "W1: 32 clients x 1 unique text"), ("w2", "W2: 16 clients x 8 unique texts"), ("w3", "W3: 1 client x 1 text"),
                          ("service_w1", "W1, model service"), ("service_w2", "W2, model service"), ("service_w3", "W3, model service"),
                          ("cached", "cached: 10 clients, cached text"), ("noop", "no-op BentoML endpoint, same load"),
@@ -324,8 +327,8 @@ length-sorted batches of 32; agreement is with torch fp32's labels.
 
 ## End to end (k6, closed loop)
 
-| workload | requests/s | sentences/s | texts per batch | p50 | p99 | failed | cache hits |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+| workload | requests/s | sentences/s | texts per batch | p50 | p99 | failed | cache hits | Redis calls per request |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {scenario_rows}
 
 | scenario | requests | non-200 | p50 | p99 |
