@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -106,6 +107,11 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     f["ceilings"] = ceilings(f)
     f["ratios"] = ratios(f)
     return f
+
+
+def dash_nan(value: float) -> str:
+    """A figure, or a dash where the run had no such series (the no-op endpoint has no Redis)."""
+    return "–" if math.isnan(value) else f"{value:.2f}"
 
 
 def ceilings(f: dict[str, Any]) -> dict[str, float]:
@@ -282,7 +288,7 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
         for pair, v in f["raw"].items()
     )
     scenario_rows = "\n".join(
-        f"| {label} | {f[n]['requests_per_s']:.1f} | {f[n]['sentences_per_s']:.1f} | {f[n]['mean_batch_texts']:.1f} | {f[n]['p50_ms']:.1f} ms | {f[n]['p99_ms']:.1f} ms | {f[n]['errors']} | {f[n]['cache_hits']:.0f} | {f[n]['redis_calls_per_request']:.2f} |"
+        f"| {label} | {f[n]['requests_per_s']:.1f} | {f[n]['sentences_per_s']:.1f} | {f[n]['mean_batch_texts']:.1f} | {f[n]['p50_ms']:.1f} ms | {f[n]['p99_ms']:.1f} ms | {f[n]['errors']} | {f[n]['cache_hits']:.0f} | {dash_nan(f[n]['redis_calls_per_request'])} |"
         for n, label in (("w1", "W1: 32 clients x 1 unique text"), ("w2", "W2: 16 clients x 8 unique texts"), ("w3", "W3: 1 client x 1 text"),
                          ("service_w1", "W1, model service"), ("service_w2", "W2, model service"), ("service_w3", "W3, model service"),
                          ("cached", "cached: 10 clients, cached text"), ("noop", "no-op BentoML endpoint, same load"),
@@ -315,7 +321,10 @@ served as {f['served']} (what ENGINE=auto PRECISION=auto chose for the substitut
 | H_1 | no-op BentoML endpoint, W3's load (1 client){rounds_note(f, 'w3')} | {c['H_1']:.1f} |
 | L1 | 1 / (1/E_a + 1/H_32): model and HTTP work on the same cores | {c['L1']:.1f} |
 | L3 | 1 / (1/E_b + 1/H_1) | {c['L3']:.1f} |
-{untraced_rows(f)}{stages_section(f)}
+{untraced_rows(f)}
+The service's `/metrics` is not scraped while W1, W2 and W3 run (the no-op endpoint and the engine
+in process are not either); the charts' samples, once a second, come from the other scenarios.
+{stages_section(f)}
 ## Engines (in process, sentences/s) and the accuracy guard (substitute model, SST-2 dev)
 
 a = batch 32 of 16-token sentences, b = batch 1 of 16 tokens, c = SST-2 dev in

@@ -6,8 +6,9 @@ retry and timeout wrappers, a syscall each way) whatever it carries. Under 32 on
 clients that was 64 calls per batch, on the cores the model needs. Here:
 
 - `get_many`: the lookups made in one pass of the event loop (requests whose bytes
-  arrived together reach their lookup in the same pass) leave as one call, at the
-  end of that pass: a lone request waits for nothing.
+  arrived together reach their lookup in the same pass) leave as one call, made by the
+  first of them once the pass is over: a lone request waits one pass, and makes its
+  call itself, as before.
 - `set_many`: writes wait `write_delay_s` and leave together. A batch publishes all
   its requests' scores at once, so its write-backs are one call; and the delay lets
   the answers go out before the write-back takes the event loop. Each writer returns
@@ -21,8 +22,9 @@ goes away cancels only its own wait, never a call other requests share.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .backends import CacheBackend
 
@@ -54,13 +56,29 @@ class MergedCalls:
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        if self._lookup is None:
-            loop = asyncio.get_running_loop()
-            self._lookup = _Round(loop.create_future())
-            loop.call_soon(self._start, self._lookup_call)  # after the other requests of this pass
         lookup = self._lookup
-        lookup.keys.update(dict.fromkeys(keys))
-        values = await asyncio.shield(lookup.future)
+        if lookup is not None:  # the first lookup of this pass has not left yet: go with it
+            lookup.keys.update(dict.fromkeys(keys))
+            values = await asyncio.shield(lookup.future)
+            return [values[key] for key in keys]
+        # The first lookup of a pass makes the call itself (no task of its own: a lone request pays
+        # one pass), for every lookup that joined it meanwhile.
+        lookup = self._lookup = _Round(asyncio.get_running_loop().create_future(), dict.fromkeys(keys))
+        try:
+            await asyncio.sleep(0)  # the other requests of this pass reach their lookup
+            self._lookup = None
+            values = await self._get(list(lookup.keys))
+        except asyncio.CancelledError:  # this caller went away: the call goes on for the others
+            if self._lookup is lookup:
+                self._lookup = None
+            if not lookup.future.done():
+                self._start(_settle(lookup.future, self._get(list(lookup.keys))))
+            raise
+        except Exception as exc:  # noqa: BLE001 - the others get the shared call's error too
+            lookup.future.set_exception(exc)
+            lookup.future.exception()  # retrieved: the others, if any, get it from the future
+            raise
+        lookup.future.set_result(values)
         return [values[key] for key in keys]
 
     async def set_many(self, items: dict[str, bytes], ttl_s: int) -> None:
@@ -69,20 +87,15 @@ class MergedCalls:
         if self._write is None:
             loop = asyncio.get_running_loop()
             self._write = _Round(loop.create_future())
-            self._write_timer = loop.call_later(self.write_delay_s, self._start, self._write_call)
+            self._write_timer = loop.call_later(self.write_delay_s, lambda: self._start(self._write_call()))
         write = self._write
         write.items.setdefault(ttl_s, {}).update(items)
         await asyncio.shield(write.future)
 
-    def _start(self, call) -> None:  # noqa: ANN001 - one of the two calls below
-        task = asyncio.get_running_loop().create_task(call())
+    def _start(self, call: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(call)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _lookup_call(self) -> None:
-        lookup, self._lookup = self._lookup, None
-        assert lookup is not None
-        await _settle(lookup.future, self._get(list(lookup.keys)))
 
     async def _get(self, keys: list[str]) -> dict[str, bytes | None]:
         return dict(zip(keys, await self.backend.get_many(keys)))
@@ -100,7 +113,7 @@ class MergedCalls:
         """Write what waits now, and wait for every shared call in flight."""
         if self._write_timer is not None:
             self._write_timer.cancel()
-            self._start(self._write_call)
+            self._start(self._write_call())
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
@@ -109,7 +122,7 @@ class MergedCalls:
         await self.backend.close()
 
 
-async def _settle(future: asyncio.Future, call) -> None:  # noqa: ANN001 - a coroutine
+async def _settle(future: asyncio.Future, call: Coroutine[Any, Any, Any]) -> None:
     """The call's result or error, for every caller waiting on `future`."""
     try:
         result = await call
