@@ -26,10 +26,17 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+UNSAMPLED_S = 5.0  # samples further apart than this: the sampler was paused (benchmark/run.py)
+
+
 def rates(samples: Samples, name: str, **labels: str) -> list[tuple[float, float]]:
-    """Per-second rate of a counter between consecutive samples: [(time, rate)]."""
+    """Per-second rate of a counter between consecutive samples: [(time, rate)]; NaN (a break in
+    the charts' lines) across a stretch the sampler was paused."""
     out = []
     for (t0, s0), (t1, s1) in zip(samples, samples[1:]):
+        if t1 - t0 > UNSAMPLED_S:
+            out.append((t1, math.nan))
+            continue
         out.append((t1, max(0.0, metric_sum(s1, name, **labels) - metric_sum(s0, name, **labels)) / (t1 - t0)))
     return out
 
@@ -233,11 +240,11 @@ def charts(results: dict[str, Any], out: Path) -> list[str]:
     batches = rates(samples, "sentiment_batch_texts_count")
     texts = rates(samples, "sentiment_batch_texts_sum")
     timeline("batch_sizes.png", "Adaptive batch size (texts per batch)", [
-        ("mean texts per batch", [(t, x / b) for (t, x), (_, b) in zip(texts, batches) if b > 0]),
+        ("mean texts per batch", [(t, x / b) for (t, x), (_, b) in zip(texts, batches) if b > 0 or math.isnan(b)]),
     ], "texts")
     hits, misses = rates(samples, "sentiment_cache_lookups_total", result="hit"), rates(samples, "sentiment_cache_lookups_total", result="miss")
     timeline("cache_hit_ratio.png", "Cache hit ratio", [
-        ("hits / lookups", [(t, h / (h + m)) for (t, h), (_, m) in zip(hits, misses) if h + m > 0]),
+        ("hits / lookups", [(t, h / (h + m)) for (t, h), (_, m) in zip(hits, misses) if h + m > 0 or math.isnan(h + m)]),
     ], "ratio")
     total = rates(samples, "bentoml_service_request_total", endpoint="/predict", service_name="sentiment")
     ok = rates(samples, "bentoml_service_request_total", endpoint="/predict", service_name="sentiment", http_response_code="200")

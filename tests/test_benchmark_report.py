@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
-from benchmark.report import figures, peak_window_rate, summary_markdown, write_report
+from benchmark.report import figures, peak_window_rate, rates, summary_markdown, write_report
 
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
 
@@ -84,6 +85,13 @@ def test_peak_rate_ceilings_ratios_and_batch_fill() -> None:
     assert w3["outside the stages"] == pytest.approx(6.0 - 3.75) and w3["engine per batch"] == pytest.approx(2.0)
     assert f["ratios"]["service_w1_vs_L1"] == pytest.approx(300.0 / c["L1"])
     assert f["ratios"]["service_w3_vs_L3"] == pytest.approx(180.0 / c["L3"])
+
+
+def test_a_stretch_the_sampler_was_paused_is_a_break_in_the_rates_not_an_average() -> None:
+    samples = [(t, {"x_total": n}) for t, n in ((0.0, 0), (1.0, 10), (31.0, 3010), (32.0, 3030))]
+    got = rates(samples, "x_total")
+    assert [t for t, _ in got] == [1.0, 31.0, 32.0]
+    assert got[0][1] == 10 and math.isnan(got[1][1]) and got[2][1] == 20
 
 
 def test_report_folder_has_summary_charts_and_results(tmp_path: Path) -> None:
