@@ -116,9 +116,9 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     return f
 
 
-def dash_nan(value: float) -> str:
-    """A figure, or a dash where the run had no such series (the no-op endpoint has no Redis)."""
-    return "–" if math.isnan(value) else f"{value:.2f}"
+def dash_nan(value: float, digits: int) -> str:
+    """A figure, or a dash where the run had no such series (the no-op endpoint has no batches, no Redis)."""
+    return "–" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def ceilings(f: dict[str, Any]) -> dict[str, float]:
@@ -295,7 +295,7 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
         for pair, v in f["raw"].items()
     )
     scenario_rows = "\n".join(
-        f"| {label} | {f[n]['requests_per_s']:.1f} | {f[n]['sentences_per_s']:.1f} | {f[n]['mean_batch_texts']:.1f} | {f[n]['p50_ms']:.1f} ms | {f[n]['p99_ms']:.1f} ms | {f[n]['errors']} | {f[n]['cache_hits']:.0f} | {dash_nan(f[n]['redis_calls_per_request'])} |"
+        f"| {label} | {f[n]['requests_per_s']:.1f} | {f[n]['sentences_per_s']:.1f} | {dash_nan(f[n]['mean_batch_texts'], 1)} | {f[n]['p50_ms']:.1f} ms | {f[n]['p99_ms']:.1f} ms | {f[n]['errors']} | {f[n]['cache_hits']:.0f} | {dash_nan(f[n]['redis_calls_per_request'], 2)} |"
         for n, label in (("w1", "W1: 32 clients x 1 unique text"), ("w2", "W2: 16 clients x 8 unique texts"), ("w3", "W3: 1 client x 1 text"),
                          ("service_w1", "W1, model service"), ("service_w2", "W2, model service"), ("service_w3", "W3, model service"),
                          ("cached", "cached: 10 clients, cached text"), ("noop", "no-op BentoML endpoint, same load"),

@@ -111,6 +111,8 @@ def test_report_folder_has_summary_charts_and_results(tmp_path: Path) -> None:
     assert ("| Cached req/s ≥ 0.95 x the no-op endpoint (same load) | 93% (880 vs 950 req/s); "
             "80% of the no-op with tracing off | **not met** |") in summary
     assert "| | no-op endpoint with tracing off (no span per request, as the service runs), W3's load | 900.0 |" in summary
+    noop_row = next(line for line in summary.splitlines() if line.startswith("| no-op BentoML endpoint, same load |"))
+    assert noop_row.split(" | ")[3] == "–" and noop_row.endswith("| – |")  # no batches, no Redis: dashes, not nan
     assert "openvino/int8 in process by batch size (texts: sentences/s): 1: 260, 12: 450, 32: 500. Under W1" in summary
     assert "| layer | W3: sentiment | W3: sentiment_model |" in summary
     assert "| engine (OpenVINO, torch, numpy; the calling thread) | 0.00 | 4.00 |" in summary and "| total | 1.50 | 4.00 |" in summary
