@@ -85,6 +85,18 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str = "con
         time.sleep(0.05)
 
 
+def home_sharing_models(bentoml_home: Path, folder: Path) -> Path:
+    """A BENTOML_HOME of its own in `folder`, reading the model store of `bentoml_home`.
+
+    `bentoml serve` empties its home's Prometheus directory when it starts, so a server started
+    on the home of a running one hides that one's metrics: servers alive together need a home each.
+    """
+    home = folder / "bentoml-home"
+    home.mkdir(parents=True)
+    (home / "models").symlink_to(Path(bentoml_home).resolve() / "models")
+    return home
+
+
 def start_server(
     bentoml_home: Path,
     log_dir: Path,

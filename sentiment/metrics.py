@@ -121,6 +121,13 @@ BATCH_DEPARTURES = Counter(
     "full (MAX_BATCH_SIZE texts), gap (arrivals stopped), bound (waited the longest allowed); sentiment/batching/regroup.py",
     labelnames=["reason"],
 )
+BATCH_WAIT = Gauge(
+    name="sentiment_batch_wait_seconds",
+    documentation="The model service's adaptive batcher: how long it learned to hold a batch back from recent batches "
+    "(kind=learned) and how long it holds it (kind=applied, capped at BATCH_WAIT_MS; sentiment/batching/policy.py)",
+    labelnames=["kind"],
+    multiprocess_mode="livemax",
+)
 BATCH_TOKENS = Histogram(
     name="sentiment_batch_tokens",
     documentation="Tokens fed to the model per adaptive batch, padding included",

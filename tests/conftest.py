@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import start_server
+from harness.processes import home_sharing_models, start_server
 from tests.helpers import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,9 @@ def server(bentoml_home: Path, tmp_path_factory: pytest.TempPathFactory):  # noq
 def split_server(bentoml_home: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     """One `bentoml serve` per test module with the model in its own worker (MODEL_PLACEMENT=service),
     which a test can pause, and no cache: every text reaches the model."""
-    proc = start_server(bentoml_home, log_dir=tmp_path_factory.mktemp("serve-split"),
+    folder = tmp_path_factory.mktemp("serve-split")
+    # a home of its own: a `server` started later in the module would hide this one's metrics
+    proc = start_server(home_sharing_models(bentoml_home, folder), log_dir=folder,
                         env={"MODEL_PLACEMENT": "service", "CACHE_MAX_ENTRIES": "0"})
     yield proc
     proc.stop()

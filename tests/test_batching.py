@@ -111,6 +111,7 @@ def test_clients_that_send_again_at_once_fill_one_batch_not_two(server, real_mod
 
 
 def _single_client_rate(url: str, n: int, tag: str) -> float:
+    """Requests/s of one client sending `n` one-text requests one after another (each must answer 200)."""
     with httpx.Client(timeout=60) as client:
         start = time.perf_counter()
         for i in range(n):
@@ -118,12 +119,19 @@ def _single_client_rate(url: str, n: int, tag: str) -> float:
         return n / (time.perf_counter() - start)
 
 
-def test_single_client_is_not_slowed_down_after_a_burst(split_server) -> None:  # noqa: ANN001
-    """BentoML's batcher kept waiting after a burst (4 req/s instead of 26); the batch policy prevents it."""
+def test_single_client_is_not_held_back_after_a_burst(split_server) -> None:  # noqa: ANN001
+    """BentoML's batcher learns from a burst to hold batches back (a lone client got 11.9 req/s after a burst
+    instead of 32.9): the batch policy lets it learn but holds batches for BATCH_WAIT_MS (0) at most.
+    Asserted on the batcher's own waits (sentiment_batch_wait_seconds), not on time; the rates are printed."""
     before = _single_client_rate(split_server.url, 30, "before")
     # long enough for BentoML's batch optimizer to refresh (at most every 5 s) on burst data
     results = asyncio.run(closed_loop(split_server.url, 64, _two_texts, requests_per_user=1000, max_seconds=12))
     assert results and all(e.response.status_code == 200 for e in results)
+    metrics = split_server.metrics()
+    learned = metric_sum(metrics, "sentiment_batch_wait_seconds", kind="learned")
+    applied = metric_sum(metrics, "sentiment_batch_wait_seconds", kind="applied")
     after = _single_client_rate(split_server.url, 30, "after")
-    print(f"\nsingle client: {before:.1f} req/s before a 64-client burst, {after:.1f} req/s after (ratio {after / before:.2f})")
-    assert after >= 0.5 * before
+    print(f"\nbatcher wait after a 64-client burst: learned {learned * 1000:.2f} ms, applied {applied * 1000:.2f} ms; "
+          f"single client: {before:.1f} req/s before, {after:.1f} req/s after")
+    assert learned > 0  # the burst taught the batcher to wait: what slowed lone clients down
+    assert applied == 0.0

@@ -15,7 +15,7 @@ import redis as redis_py
 
 from harness.clients import BackgroundClients
 from tests import tiny_models
-from harness.processes import ROOT, RedisServer, free_port, start_server, wait_until
+from harness.processes import ROOT, RedisServer, free_port, home_sharing_models, start_server, wait_until
 from harness.prometheus import metric_sum
 
 pytestmark = pytest.mark.service  # tier: real `bentoml serve` processes (pytest.ini)
@@ -243,10 +243,8 @@ def redis_calls(server) -> float:  # noqa: ANN001
 def test_near_tier_answers_repeats_without_redis_and_finds_other_replicas_scores(
     bentoml_home, redis_server, redis_service, tmp_path_factory,  # noqa: ANN001
 ) -> None:
-    # its own BENTOML_HOME (the same model store): servers sharing one share and reset one metrics directory
-    near_home = tmp_path_factory.mktemp("near-home")
-    (near_home / "models").symlink_to(bentoml_home / "models")
-    near = start_server(near_home, tmp_path_factory.mktemp("serve-near"), env={"REDIS_URL": redis_server.url})
+    folder = tmp_path_factory.mktemp("serve-near")
+    near = start_server(home_sharing_models(bentoml_home, folder), folder, env={"REDIS_URL": redis_server.url})
     try:
         text = unique("scored by the other replica")
         first = predict(redis_service, [text])  # another replica, same Redis

@@ -56,8 +56,7 @@ def test_concurrent_clients_share_batches_and_get_the_same_answers_either_way(sp
     batches, texts_in = batches_and_texts(before, after)
     assert texts_in == USERS * REQUESTS_PER_USER
     assert batches < texts_in / 2  # 32 clients waiting: most batches carry several of their texts
-    # the same texts with the model inline: same model, same pair. Started only now: a second
-    # `bentoml serve` on the same BENTOML_HOME starts with a fresh metrics directory
+    # the same texts with the model inline: same model, same pair
     inline = start_server(bentoml_home, tmp_path, env={"CACHE_MAX_ENTRIES": "0"})
     try:
         for exchange in results[:: len(results) // 8]:

@@ -10,7 +10,8 @@ README, "Adaptive batching").
 On a CPU the model runs one batch at a time, so holding requests while it is
 idle only adds latency: batches form by themselves from what queues up while
 the previous batch runs. The policy here caps the learned wait at
-`BATCH_WAIT_MS` (default 0: dispatch as soon as the model is free).
+`BATCH_WAIT_MS` (default 0: dispatch as soon as the model is free), and reports
+both waits as `sentiment_batch_wait_seconds{kind="learned"|"applied"}`.
 
 BentoML (pinned in requirements.txt) exposes no setting for this, so the
 dispatcher's optimizer class is replaced before the service app creates its
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 from bentoml._internal.marshal import dispatcher as _dispatcher
 
+from .. import metrics
+
 _OriginalOptimizer = _dispatcher.Optimizer
 
 
@@ -40,7 +43,14 @@ class BoundedWaitOptimizer(_OriginalOptimizer):
 
     @wait.setter
     def wait(self, value: float) -> None:
-        self._wait = min(max(0.0, value), self.max_wait_s)
+        self.learned = max(0.0, value)
+        self._wait = min(self.learned, self.max_wait_s)
+
+    def trigger_refresh(self) -> None:
+        """BentoML's refresh from recent batches (never run by the start-up probe), then both waits as metrics."""
+        super().trigger_refresh()
+        metrics.BATCH_WAIT.labels(kind="learned").set(self.learned)
+        metrics.BATCH_WAIT.labels(kind="applied").set(self._wait)
 
 
 def install_batch_policy(max_wait_ms: float) -> None:
@@ -61,6 +71,9 @@ def verify_batch_policy() -> None:
     if "Optimizer(" not in inspect.getsource(_dispatcher.CorkDispatcher.__init__):
         raise RuntimeError("CorkDispatcher no longer creates its optimizer from the module's Optimizer: "
                            "the batch policy of sentiment/batching/policy.py has no effect")
+    if "self.wait =" not in inspect.getsource(_OriginalOptimizer.trigger_refresh):
+        raise RuntimeError("BentoML's Optimizer no longer learns its wait in trigger_refresh: "
+                           "sentiment_batch_wait_seconds would not follow it (sentiment/batching/policy.py)")
     probe = _dispatcher.CorkDispatcher(max_latency_in_ms=10_000, max_batch_size=4, fallback=lambda: None)
     probe.optimizer.wait = 5.0
     if not isinstance(probe.optimizer, BoundedWaitOptimizer) or probe.optimizer.wait > BoundedWaitOptimizer.max_wait_s:
