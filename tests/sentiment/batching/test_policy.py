@@ -26,7 +26,6 @@ def test_batch_policy_tripwire(monkeypatch) -> None:  # noqa: ANN001
 def test_a_refresh_reports_the_learned_and_the_applied_wait() -> None:
     """BentoML's refresh learns the mean wait of recent batches; the metric shows it beside the capped one."""
     from bentoml._internal.marshal import dispatcher
-
     from prometheus_client import REGISTRY
 
     from sentiment.batching import policy
