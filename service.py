@@ -54,6 +54,7 @@ from sentiment.http.schemas import (
     TextDetails,
 )
 from sentiment.http.traffic import install_bounded_traffic_metrics, verify_bounded_traffic_metrics
+from sentiment.http.unanswered import AnswerEveryRequest
 from sentiment.model.scoring import Scoring
 from sentiment.model.tokenization import load_tokenizer
 from sentiment.model.windows import Windowing
@@ -363,11 +364,13 @@ install_bounded_traffic_metrics(
     prefixes=(routes.STATIC,),
 )
 
-# Added outermost first: every response carries its request id and timings; after
-# SIGTERM new requests are refused at once; body sizes are recorded for every request,
+# Added outermost first: every response carries its request id and timings; every
+# request gets an answer, one whose client went away included; after SIGTERM new
+# requests are refused at once; body sizes are recorded for every request,
 # refused ones included; API keys are checked before anything reads the body or takes
 # queue space.
 Sentiment.add_asgi_middleware(RequestIdentityMiddleware, quiet_paths=routes.PROBES)
+Sentiment.add_asgi_middleware(AnswerEveryRequest)  # BentoML's timeout holds a request left unanswered
 Sentiment.add_asgi_middleware(DrainMiddleware, drain=DRAIN, retry_after_s=settings.retry_after_s, uncounted=routes.PROBES)
 Sentiment.add_asgi_middleware(BodySizeMiddleware, paths=API_ROUTES | {routes.HEALTH, routes.INFO})
 if settings.api_keys_file:

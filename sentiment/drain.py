@@ -5,7 +5,7 @@ the model service, which outlives its callers.
 signals all watchers together; BentoML sets no order for dependencies, and no
 upstream issue tracks it; bentoml/BentoML#5024 made each worker's own shutdown
 graceful, not the order between services). The public service then still has requests in flight
-whose texts wait for their turn to be sent (`sentiment/coalescing.py`): if the
+whose texts wait for their turn to be sent (`sentiment/batching/merging.py`): if the
 model service had already closed its socket they would fail, although they were
 accepted. So the model worker defers its SIGTERM until it is idle: no batch
 running and no call for `idle_s`, or `max_wait_s` at most. In Kubernetes the

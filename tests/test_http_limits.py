@@ -142,6 +142,23 @@ def test_slow_client_gets_408(limited_server) -> None:  # noqa: ANN001
     assert time.monotonic() - start < BODY_TIMEOUT_S + 15
 
 
+def test_a_client_that_goes_away_mid_body_is_let_go_at_once(limited_server) -> None:  # noqa: ANN001
+    """BentoML's timeout middleware held a request left unanswered, and the worker's shutdown,
+    for `traffic.timeout` (60 s): such a request is answered 499 as soon as its client is gone."""
+    port = int(limited_server.url.rsplit(":", 1)[1])
+    body = b'{"text": ["I leave before my body has arrived"]}'
+    head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+
+    def in_progress() -> float:
+        return metric_sum(limited_server.metrics(), "bentoml_service_request_in_progress", endpoint="/predict")
+
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head + body[:10])
+        wait_until(lambda: in_progress() == 1, timeout=10, what="the server reading the body")
+    wait_until(lambda: in_progress() == 0, timeout=10, what="the request let go once its client closed the connection")
+    wait_until(lambda: " POST /predict 499 " in limited_server.log(), timeout=10, what="its access line, status 499")
+
+
 @pytest.mark.parametrize(
     "body",
     [

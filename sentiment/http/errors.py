@@ -29,6 +29,8 @@ STATUS = {
     "keys_unavailable": 503,  # the API key file cannot be read: the API is closed until it can
     "shutting_down": 503,  # asked after SIGTERM: the worker finishes what it accepted (sentiment/http/draining.py)
     "model_unavailable": 503,  # the model service dropped the call and did not come back in time, with Retry-After
+    "client_gone": 499,  # nginx's "client closed request": no one reads it, the logs and metrics do (sentiment/http/unanswered.py)
+    "no_answer": 500,  # a route returned without answering: a bug, logged (sentiment/http/unanswered.py)
 }
 # What the request path raises that is an answer, not a failure, and its kind.
 KIND_OF: dict[type[Exception], str] = {Overloaded: "overloaded", ModelUnavailable: "model_unavailable"}
