@@ -28,9 +28,16 @@ def free_port() -> int:
 
 
 def stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left."""
+    """SIGTERM the process group, then SIGKILL whatever is left, descendants in groups of their own included
+    (BentoML's workers: killed with the group, they would outlive it)."""
+    import psutil
+
     if proc.poll() is not None:
         return
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=timeout)
@@ -40,6 +47,11 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 20.0) -> None:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+    for child in descendants:  # an orphan left behind: gone with its parent, in a test
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 @dataclass
