@@ -19,6 +19,8 @@ import httpx
 from .prometheus import parse_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
+# as the image and scripts/serve.sh serve: an idle connection outlives the clients' (docs/deployment.md, "Keep-alive")
+KEEP_ALIVE_S = 75
 
 
 def free_port() -> int:
@@ -142,7 +144,8 @@ def _start_server(bentoml_home: Path, log_dir: Path, env: dict[str, str] | None,
     }
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port),
+             "--timeout-keep-alive", str(KEEP_ALIVE_S)],
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path, full_env)

@@ -28,4 +28,5 @@ case "${HOST:-127.0.0.1}" in
     *) [ -n "${API_KEYS_FILE:-}" ] || echo "serve: WARNING: listening on ${HOST} without API_KEYS_FILE: anyone who reaches it can use the API" >&2 ;;
 esac
 
-exec .venv/bin/bentoml serve service:Sentiment --host "${HOST:-127.0.0.1}" --port "${PORT:-3000}"
+# --timeout-keep-alive: an idle connection outlives its client's pool (docs/deployment.md, "Keep-alive")
+exec .venv/bin/bentoml serve service:Sentiment --host "${HOST:-127.0.0.1}" --port "${PORT:-3000}" --timeout-keep-alive 75

@@ -132,6 +132,7 @@ def test_image_runs_as_non_root_with_the_model_inside(image: str) -> None:
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["HF_HUB_OFFLINE"] == "1" and env["MODEL_TAG"] == "distilbert-sst2:latest"
     assert not any(k in env for k in ("SSL_CERT_FILE", "PIP_CERT"))  # the build's CA settings stay in the build
+    assert config["Cmd"] == ["serve", "--timeout-keep-alive", "75"]  # docs/deployment.md, "Keep-alive"
     uid = podman("run", "--rm", "--entrypoint", "id", image, "-u").stdout.strip()
     assert uid != "0"
     models = podman("run", "--rm", "--entrypoint", "ls", image, "/home/bentoml/bento/models/distilbert-sst2").stdout

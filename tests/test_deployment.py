@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
-from harness.processes import ROOT
+from harness.processes import KEEP_ALIVE_S, ROOT
 from tests.helpers import render_overlay
 
 pytestmark = pytest.mark.unit  # tier: no `bentoml serve` (pytest.ini)
@@ -46,7 +48,7 @@ def test_kubernetes_validate_strict(rendered) -> None:  # noqa: ANN001
     assert result.returncode == 0, result.stdout + result.stderr
     # only Istio's custom resources have no schema to validate against
     unknown = re.findall(r"Couldn't find schema for kind (\w+)", result.stdout + result.stderr)
-    assert set(unknown) <= {"Gateway", "VirtualService", "AuthorizationPolicy"}
+    assert set(unknown) <= {"Gateway", "VirtualService", "DestinationRule", "AuthorizationPolicy"}
 
 
 def test_checkov_has_no_failed_check(rendered) -> None:  # noqa: ANN001
@@ -333,3 +335,19 @@ def test_the_shared_redis_serves_every_replica_and_admits_only_them() -> None:
     assert [selected(rule["to"][0]["podSelector"]) for rule in egress] == [
         {"app.kubernetes.io/name": "sentiment", "app.kubernetes.io/component": "redis"}, {"k8s-app": "kube-dns"},
     ]
+
+
+def test_the_server_keeps_an_idle_connection_longer_than_the_clients_in_front_of_it() -> None:
+    """Who closes an idle connection first: the client (docs/deployment.md, "Keep-alive")."""
+    template = (ROOT / "deployment" / "image" / "Dockerfile.template").read_text()
+    command = re.search(r"^CMD (\[.*\])$", template, re.MULTILINE)
+    assert command, "the image's command sets the keep-alive"
+    args = json.loads(command.group(1))
+    assert args[:2] == ["serve", "--timeout-keep-alive"]  # BentoML's entrypoint: `bentoml serve <args> $BENTO_PATH`
+    keep_alive = int(args[2])
+    assert f"--timeout-keep-alive {keep_alive}" in (ROOT / "scripts" / "serve.sh").read_text()
+    assert keep_alive == KEEP_ALIVE_S  # the tests' servers are served as the image is
+    rule = objects("aks")["DestinationRule/sentiment"]
+    assert rule["spec"]["host"] == "sentiment"
+    assert int(rule["spec"]["trafficPolicy"]["connectionPool"]["http"]["idleTimeout"].removesuffix("s")) < keep_alive
+    assert httpx.Limits().keepalive_expiry < keep_alive

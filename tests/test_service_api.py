@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import select
+import socket
 
 import httpx
 import pytest
@@ -128,3 +130,28 @@ def test_bentoml_s_own_client_gets_what_a_plain_http_client_gets(server) -> None
         assert got == plain
         with pytest.raises(bentoml.exceptions.BentoMLException, match="top_k"):
             client.predict(text=["ok"], top_k=0)
+
+
+def _health_on(sock: socket.socket) -> int:
+    """GET /health on an open connection; its status, once the whole answer has been read."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split(b" ", 2)[1])
+
+
+def test_an_idle_connection_outlives_the_pool_expiry_of_clients(server) -> None:  # noqa: ANN001
+    """uvicorn's default keep-alive (5 s) equals httpx's pool expiry: a request sent on a connection idle
+    for just under 5 s met the server closing it (httpx.ReadError). The server keeps it open longer."""
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        assert _health_on(sock) == 200
+        # a connection the server closes turns readable (end of stream): this one stays quiet
+        readable, _, _ = select.select([sock], [], [], httpx.Limits().keepalive_expiry + 1.5)
+        assert not readable, "the server closed an idle connection a client's pool still holds"
+        assert _health_on(sock) == 200
