@@ -129,7 +129,7 @@ def ceilings(f: dict[str, Any]) -> dict[str, float]:
     cores, so its ceilings are L1 = 1 / (1/E_a + 1/H_32) and L3 = 1 / (1/E_b + 1/H_1).
     """
     nan = float("nan")
-    # measured between the W1 and W3 rounds when the run alternated them (benchmark/run.py, side_by_side)
+    # measured between the W1 (and W2) and W3 rounds when the run alternated them (benchmark/run.py, side_by_side)
     served = {**f["raw"].get(f["served"], {}), **(f.get("engine_in_rounds") or {})}
     e_a, e_b = served.get("a", nan), served.get("b", nan)
     h_32 = f.get("noop_w1", {}).get("requests_per_s", nan)
@@ -322,7 +322,7 @@ served as {f['served']} (what ENGINE=auto PRECISION=auto chose for the substitut
 
 | | | sentences or requests/s |
 | --- | --- | --- |
-| E_a | {f['served']} in process, batch 32{rounds_note(f, 'w1')} | {c['E_a']:.1f} |
+| E_a | {f['served']} in process, batch 32{rounds_note(f, 'w1', 'w2')} | {c['E_a']:.1f} |
 | E_b | {f['served']} in process, batch 1{rounds_note(f, 'w3')} | {c['E_b']:.1f} |
 | H_32 | no-op BentoML endpoint, W1's load (32 clients){rounds_note(f, 'w1')} | {c['H_32']:.1f} |
 | H_1 | no-op BentoML endpoint, W3's load (1 client){rounds_note(f, 'w3')} | {c['H_1']:.1f} |
@@ -373,10 +373,12 @@ def served_accuracy_target(acc: dict[str, Any] | None) -> list[tuple[str, str, b
              value, same_pair and abs(acc["served"] - acc["eval"]) <= 0.001 + 1e-9)]
 
 
-def rounds_note(f: dict[str, Any], workload: str) -> str:
-    """Where a ceiling was measured: between the workload's rounds, when the run alternated them."""
+def rounds_note(f: dict[str, Any], workload: str, *also: str) -> str:
+    """Where a ceiling was measured: between the workload's rounds (and those of `also` run in them), when the run
+    alternated them."""
     rounds = f.get(workload, {}).get("rounds")
-    return f", between the {workload.upper()} rounds ({rounds}, alternating with the service and the no-op endpoint)" if rounds else ""
+    beside = "".join(f" and {other.upper()}" for other in also if f.get(other, {}).get("rounds") == rounds)
+    return f", between the {workload.upper()}{beside} rounds ({rounds}, alternating with the service and the no-op endpoint)" if rounds else ""
 
 
 def recheck_note(f: dict[str, Any]) -> str:

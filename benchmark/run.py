@@ -21,7 +21,8 @@ writes `summary.md`, `results.json` and PNG charts into the output folder.
    saturation (rising arrival rate), the course scenario (first, on the fresh server),
    cached requests (10 clients), all with the model inline in the public worker (the
    default); W1 and W3 in alternating rounds with their ceilings (the served pair in
-   process, and a no-op BentoML service under the same load: side_by_side); W1, W2 and
+   process, and a no-op BentoML service under the same load: side_by_side), W2 in W1's
+   rounds (judged against the same E_a); W1, W2 and
    W3 again with the model in its own service (MODEL_PLACEMENT=service), the no-op
    service under the cached run's load, and the course scenario once more on today's
    path (ENGINE=torch, PRECISION=bf16 where the CPU has it, else fp32).
@@ -62,8 +63,9 @@ SUBSTITUTE = SHARED / "models" / "distilbert-sst2-minilm"
 SST2_DEV = SHARED / "data" / "sst2" / "dev.tsv"
 SST2_TRAIN = SHARED / "data" / "sst2" / "train.tsv"
 WORKLOADS = (("w1", 32, 1), ("w2", 16, 8), ("w3", 1, 1))  # name, clients, unique texts per request
-# W1 and W3 beside their ceilings, in alternating rounds: (name, clients, the engine's batch size)
-SIDE_BY_SIDE = (("w1", 32, 32), ("w3", 1, 1))
+# W1 and W3 beside their ceilings, in alternating rounds: (name, clients, the engine's batch size, workloads
+# judged against the same ceiling, in the same rounds: W2 against E_a)
+SIDE_BY_SIDE = (("w1", 32, 32, ("w2",)), ("w3", 1, 1, ()))
 NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 K6 = Path(sys.executable).parent / "k6"
 WORDS = ("the a film movie story plot acting cast ending music was is felt seemed great awful dull "
@@ -435,17 +437,14 @@ def main(argv: list[str] | None = None) -> int:
             course_env.update({"RAMP": seconds(10), "DURATION": seconds(30)})
         results["course"] = k6("k6/load.js", course_env, args.out, "course", metrics_url=server.url)
         results["engine_in_rounds"] = {}
-        for name, vus, batch in SIDE_BY_SIDE:
+        for name, vus, batch, also in SIDE_BY_SIDE:
             progress(f"{name}: {vus} clients x 1 unique text, beside the engine in process (batch {batch}) and the no-op "
-                     f"endpoint, {rounds} alternating rounds")
+                     f"endpoint, {rounds} alternating rounds" + "".join(f", {other} in the same rounds" for other in also))
             with sampler.paused():  # each side of a ratio unscraped, as the no-op endpoint is
-                results[name], results[f"noop_{name}"], results["engine_in_rounds"]["a" if batch > 1 else "b"] = side_by_side(
-                    served_classifier, batch, server.url, noop.url, vus, rounds, seconds(10), args.out, name)
+                runs, results["engine_in_rounds"]["a" if batch > 1 else "b"] = side_by_side(
+                    served_classifier, batch, server.url, noop.url, vus, rounds, seconds(10), args.out, name, also)
+            results.update(runs)
         del served_classifier
-        progress("w2: 16 clients x 8 unique text(s) per request (k6/clients.js)")
-        with sampler.paused():  # judged against E_a, measured unscraped
-            results["w2"] = k6(clients, {"BASE_URL": server.url, "VUS": "16", "TEXTS": "8", "DURATION": seconds(20)},
-                               args.out, "w2", metrics_url=server.url)
         progress("saturation: unique sentences at a rising arrival rate (k6/saturation.js)")
         results["saturation"] = k6("k6/saturation.js", {
             "BASE_URL": server.url, "START_RATE": "5", "PEAK_RATE": "40", "DURATION": seconds(30), "TEXTS": "10",
@@ -498,21 +497,29 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def side_by_side(classifier, batch: int, url: str, noop_url: str, vus: int, rounds: int, duration: str,  # noqa: ANN001
-                 out_dir: Path, name: str) -> tuple[dict, dict, float]:
+                 out_dir: Path, name: str, also: tuple[str, ...] = ()) -> tuple[dict[str, dict], float]:
     """A workload and its ceilings measured in alternation: the served pair in process at `batch`, the service under
-    `vus` one-text clients, the no-op endpoint under the same load, `rounds` times; each side's rounds as one run.
+    `vus` one-text clients, the no-op endpoint under the same load, and the service under each workload of `also`
+    (WORKLOADS' names) judged against the same engine figure, `rounds` times. Returns each side's rounds as one
+    run (`name`, `noop_<name>`, and each of `also`), and the engine's mean rate.
 
     Why: this machine's speed drifts (the no-op endpoint went from 374 to 649 requests/s within minutes on one
     afternoon), so a target measured minutes away from its ceiling compares two machines. Side by side, each
     ratio compares figures taken under the same conditions."""
     inputs = sixteen_tokens(classifier)
-    engine, service, noop = [], [], []
+    engine: list[float] = []
+    runs: dict[str, list[dict]] = {name: [], f"noop_{name}": [], **{other: [] for other in also}}
+    shapes = {workload: (clients, texts) for workload, clients, texts in WORKLOADS}
     for round_ in range(1, rounds + 1):
         engine.append(batch_rate(classifier, inputs, batch, seconds=3))
         env = {"VUS": str(vus), "TEXTS": "1", "DURATION": duration}
-        service.append(k6("k6/clients.js", {"BASE_URL": url, **env}, out_dir, f"{name}-{round_}", metrics_url=url))
-        noop.append(k6("k6/clients.js", {"BASE_URL": noop_url, **env}, out_dir, f"noop-{name}-{round_}"))
-    return merge_runs(service), merge_runs(noop), sum(engine) / len(engine)
+        runs[name].append(k6("k6/clients.js", {"BASE_URL": url, **env}, out_dir, f"{name}-{round_}", metrics_url=url))
+        runs[f"noop_{name}"].append(k6("k6/clients.js", {"BASE_URL": noop_url, **env}, out_dir, f"noop-{name}-{round_}"))
+        for other in also:
+            clients, texts = shapes[other]
+            runs[other].append(k6("k6/clients.js", {"BASE_URL": url, "VUS": str(clients), "TEXTS": str(texts), "DURATION": duration},
+                                  out_dir, f"{other}-{round_}", metrics_url=url))
+    return {run: merge_runs(parts) for run, parts in runs.items()}, sum(engine) / len(engine)
 
 
 def merge_runs(runs: list[dict]) -> dict:

@@ -150,6 +150,12 @@ def test_workloads_run_beside_their_ceilings_are_judged_against_the_ceilings_of_
     assert f["ratios"]["w1_vs_L1"] == pytest.approx((400 / 1.5) / (1 / (1 / 450 + 1 / 1000)))
     assert "| E_a | openvino/int8 in process, batch 32, between the W1 rounds (2, alternating with the service and the no-op endpoint) | 450.0 |" \
         in summary_markdown(f, run, [])
+    # W2 in W1's rounds: judged against the same E_a, which says so
+    run["w2"] = merge_runs([k6_run(10, 40.0, 400.0, 80.0)] * 2)
+    f = figures(run)
+    assert f["ratios"]["w2_vs_E_a"] == pytest.approx(f["w2"]["sentences_per_s"] / 450.0)
+    assert "| E_a | openvino/int8 in process, batch 32, between the W1 and W2 rounds (2, alternating with the service and the no-op endpoint) | 450.0 |" \
+        in summary_markdown(f, run, [])
 
 
 def test_int8_is_held_to_the_target_of_its_cpu_kind() -> None:
