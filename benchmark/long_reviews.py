@@ -96,13 +96,17 @@ def fresh_tokens(n_content: int, n_windows: int, room: int, stride: int) -> list
 
 
 def measure(model_dir: Path, reviews_n: int, seed: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="long-reviews-") as work:  # the model's OpenVINO export, 175 MB
+        return _measure(model_dir, reviews_n, seed, Path(work))
+
+
+def _measure(model_dir: Path, reviews_n: int, seed: int, work: Path) -> dict:
     from sentiment.model.engines import export_openvino, openvino_installed
     from sentiment.model.inference import Classifier
     from sentiment.model.windows import windows
     from sentiment.store.data import read_labelled
 
     sentences = [(e.sentence, e.label) for e in read_labelled(SST2_DEV)]
-    work = Path(tempfile.mkdtemp(prefix="long-reviews-"))
     engine = "torch"
     if openvino_installed():
         import shutil

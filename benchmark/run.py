@@ -41,6 +41,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -358,12 +359,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "latest")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="sentiment-bench-"))  # model stores and exports: about 1 GB
+    try:
+        return measure_all(args, work)
+    finally:  # the servers' logs stay beside the report
+        logs = args.out / "logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir()
+        for log in work.glob("serve-*.log"):
+            shutil.copy2(log, logs / log.name)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_all(args: argparse.Namespace, work: Path) -> int:
+    """One run of everything the module's docstring lists; `work` holds its model stores and servers' files."""
     from sentiment.model.cpu import supports_bf16
     from sentiment.model.engines import supported_pairs
     from sentiment.store.guard import choose, pair_key
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="sentiment-bench-"))
     scale = 0.5 if args.quick else 1.0
     rounds = 2 if args.quick else 3
     seconds = lambda s: f"{max(5, int(s * scale))}s"  # noqa: E731
