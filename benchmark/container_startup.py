@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -119,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     images = list(args.image)
     if args.build_full_size:
         (ROOT / "build").mkdir(exist_ok=True)
-        images += build_full_size_images(Path(tempfile.mkdtemp(prefix="startup-", dir=ROOT / "build")))
+        work = Path(tempfile.mkdtemp(prefix="startup-", dir=ROOT / "build"))
+        try:
+            images += build_full_size_images(work)
+        finally:  # the model store the images were built from; they are in podman's storage now
+            shutil.rmtree(work, ignore_errors=True)
     if not images:
         parser.error("give --image or --build-full-size")
     env = dict(item.split("=", 1) for item in args.env)
