@@ -60,6 +60,7 @@ def latency_figures(run: dict[str, Any]) -> dict[str, float]:
         "errors": sum(1 for _, _, status in points if status != 200) + run["metrics"]["checks"].get("fails", 0),
         "p50_ms": percentile(ok, 0.5),
         "p99_ms": percentile(ok, 0.99),
+        **({"rounds": run["rounds"]} if run.get("rounds") else {}),
     }
 
 
@@ -68,8 +69,6 @@ def closed_loop_figures(run: dict[str, Any]) -> dict[str, float]:
     m = run["metrics"]
     f = latency_figures(run)
     f["requests_per_s"] = m.get("http_reqs", {}).get("rate", 0.0)
-    if run.get("rounds"):
-        f["rounds"] = run["rounds"]
     f["sentences_per_s"] = m.get("sentences_classified", {}).get("rate", 0.0)
     server = run.get("server_metrics", {})
     batches = server.get("sentiment_batch_texts_count", 0.0)
@@ -304,6 +303,7 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
         if n in f
     )
     sat = f["saturation"]
+    course_rounds = f", {f['course']['rounds']} rounds alternating with today's path" if f["course"].get("rounds") else ""
     images = "\n\n".join(f"![{n}]({n})" for n in chart_names)
     return f"""# Benchmark report
 
@@ -329,8 +329,9 @@ served as {f['served']} (what ENGINE=auto PRECISION=auto chose for the substitut
 | L1 | 1 / (1/E_a + 1/H_32): model and HTTP work on the same cores | {c['L1']:.1f} |
 | L3 | 1 / (1/E_b + 1/H_1) | {c['L3']:.1f} |
 {untraced_rows(f)}
-The service's `/metrics` is not scraped while W1, W2 and W3 run (the no-op endpoint and the engine
-in process are not either); the charts' samples, once a second, come from the other scenarios.
+The service's `/metrics` is not scraped while the course rounds, W1, W2 and W3 run (today's path, the
+no-op endpoint and the engine in process are not either); the charts' samples, once a second, come from
+the other scenarios.
 {stages_section(f)}
 ## Engines (in process, sentences/s) and the accuracy guard (substitute model, SST-2 dev)
 
@@ -350,7 +351,7 @@ length-sorted batches of 32; agreement is with torch fp32's labels.
 | scenario | requests | non-200 | p50 | p99 |
 | --- | --- | --- | --- | --- |
 | saturation (unique texts, 10 per request, rising rate) | {sat['requests']} | {sat['errors']} | {sat['p50_ms']:.0f} ms | {sat['p99_ms']:.0f} ms |
-| course (10 VUs, 95% cached payload), {f['served']} | {f['course']['requests']} | {f['course']['errors']} | {f['course']['p50_ms']:.1f} ms | {f['course']['p99_ms']:.1f} ms |
+| course (10 VUs, 95% cached payload), {f['served']}{course_rounds} | {f['course']['requests']} | {f['course']['errors']} | {f['course']['p50_ms']:.1f} ms | {f['course']['p99_ms']:.1f} ms |
 | course, today's path {f['baseline']} | {f['course_baseline']['requests']} | {f['course_baseline']['errors']} | {f['course_baseline']['p50_ms']:.1f} ms | {f['course_baseline']['p99_ms']:.1f} ms |
 
 Uncached throughput at saturation (best 5-second rate of texts through the model):

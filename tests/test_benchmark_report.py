@@ -158,6 +158,45 @@ def test_workloads_run_beside_their_ceilings_are_judged_against_the_ceilings_of_
         in summary_markdown(f, run, [])
 
 
+def test_the_course_scenario_alternates_with_todays_path_each_round_from_an_empty_cache(monkeypatch: pytest.MonkeyPatch,
+                                                                                     tmp_path: Path) -> None:
+    from benchmark import run as bench
+
+    calls: list[str] = []
+
+    def k6(script: str, env: dict, out_dir: Path, name: str, metrics_url: str | None = None) -> dict:
+        assert script == "k6/load.js" and env["VUS"] == "10" and metrics_url == env["BASE_URL"]
+        calls.append(f"{name}@{env['BASE_URL']}")
+        ms = 2.0 if env["BASE_URL"] == "http://served" else 3.0
+        return {"started": 0.0, "points": [(i / 100, ms, 200) for i in range(100)], "thresholds_passed": True,
+                "metrics": {"http_reqs": {"count": 100, "rate": 100.0}, "http_req_duration": {"avg": ms}, "checks": {"fails": 0}}}
+
+    monkeypatch.setattr(bench, "k6", k6)
+    monkeypatch.setattr(bench, "redis_flush", lambda redis: calls.append("flush"))
+    served, baseline = bench.course_side_by_side(None, "http://served", "http://baseline", {"VUS": "10"}, 2, tmp_path)
+    assert calls == ["flush", "course-1@http://served", "flush", "course-baseline-1@http://baseline",
+                     "flush", "course-2@http://served", "flush", "course-baseline-2@http://baseline"]
+    assert (served["rounds"], len(served["points"]), baseline["rounds"], len(baseline["points"])) == (2, 200, 2, 200)
+    run = synthetic_run()
+    run["course"], run["course_baseline"] = served, baseline
+    f = figures(run)
+    assert (f["course"]["p99_ms"], f["course_baseline"]["p99_ms"]) == (2.0, 3.0)
+    summary = summary_markdown(f, run, [])
+    assert "| course (10 VUs, 95% cached payload), openvino/int8, 2 rounds alternating with today's path | 200 | 0 |" in summary
+    assert "| Course p99 lower than on today's path (torch/bf16) | 2.0 ms vs 3.0 ms | met |" in summary
+
+
+def test_a_run_starts_by_removing_what_an_earlier_run_wrote_into_its_folder(tmp_path: Path) -> None:
+    from benchmark.run import clear_previous_report
+
+    earlier = ["w2-points.csv", "w2-summary.json", "profile-w1-sentiment.txt", "latency.png", "summary.md", "results.json"]
+    kept = ["notes.md", "my-data.csv"]
+    for name in earlier + kept:
+        (tmp_path / name).write_text("x")
+    clear_previous_report(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
 def test_int8_is_held_to_the_target_of_its_cpu_kind() -> None:
     from benchmark.report import int8_targets
 
