@@ -379,7 +379,8 @@ def rounds_note(f: dict[str, Any], workload: str, *also: str) -> str:
     alternated them."""
     rounds = f.get(workload, {}).get("rounds")
     beside = "".join(f" and {other.upper()}" for other in also if f.get(other, {}).get("rounds") == rounds)
-    return f", between the {workload.upper()}{beside} rounds ({rounds}, alternating with the service and the no-op endpoint)" if rounds else ""
+    split = ", the service with its model service" if f.get(f"service_{workload}", {}).get("rounds") == rounds else ""
+    return f", between the {workload.upper()}{beside} rounds ({rounds}, alternating with the service{split} and the no-op endpoint)" if rounds else ""
 
 
 def recheck_note(f: dict[str, Any]) -> str:

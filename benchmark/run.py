@@ -23,9 +23,9 @@ writes `summary.md`, `results.json` and PNG charts into the output folder.
    it, else fp32), cached requests (10 clients), all with the model inline in the public
    worker (the default); W1 and W3 in alternating rounds with their ceilings (the served
    pair in process, and a no-op BentoML service under the same load: side_by_side), W2
-   in W1's rounds (judged against the same E_a); W1, W2 and W3 again with the model in
-   its own service (MODEL_PLACEMENT=service), and the no-op service under the cached
-   run's load.
+   in W1's rounds (judged against the same E_a), and in the same rounds W1, W2 and W3
+   with the model in its own service (MODEL_PLACEMENT=service); the no-op service under
+   the cached run's load.
 The report's targets are ratios to ceilings measured in the same run, beside the
 workloads they judge (E_a, E_b: the served pair in process; H_32, H_1: the no-op
 endpoint; L1, L3: engine and HTTP work sharing the cores), with the CPU model and flags
@@ -447,24 +447,23 @@ def measure_all(args: argparse.Namespace, work: Path) -> int:
 
     redis = RedisServer(free_port()).start()
     env = {"REDIS_URL": redis.url, "ENGINE": served[0], "PRECISION": served[1]}
-    server = start_server(home, work, env=env)
-    # BentoML's HTTP ceiling, beside the service from the start: W1 and W3 alternate with it (side_by_side). A
-    # home of its own: `bentoml serve` empties its home's Prometheus directory, the service's metrics with it
-    noop_home = work / "noop-home"
-    noop_home.mkdir(exist_ok=True)
-    noop = start_server(noop_home, work, service="benchmark.noop_service:Noop")
+    servers = [server := start_server(home, work, env=env)]
     sampler = MetricsSampler(server.url)
-    sampler.start()
     clients = "k6/clients.js"
     try:
+        # BentoML's HTTP ceiling, and the model in its own service (MODEL_PLACEMENT=service), up from the start: W1
+        # and W3 alternate with the no-op endpoint, the split service's W1, W2 and W3 run in the same rounds
+        # (side_by_side). Homes of their own (see linked_home)
+        noop_home = work / "noop-home"
+        noop_home.mkdir(exist_ok=True)
+        servers.append(noop := start_server(noop_home, work, service="benchmark.noop_service:Noop"))
+        split_env = {**env, "MODEL_PLACEMENT": "service"}
+        servers.append(split := start_server(linked_home(home, work / "split-home"), work, env=split_env))
+        sampler.start()
         progress(f"course scenario: 10 virtual users, 95% cached payload (k6/load.js), {rounds} rounds alternating "
                  f"with today's path ({results['baseline']})")
         course_env = {"VUS": "10"} if args.course_full else {"VUS": "10", "RAMP": seconds(5), "DURATION": seconds(20)}
-        # the same model store, a Prometheus directory of its own (see the no-op's home above)
-        base_home = work / "baseline-home"
-        base_home.mkdir(exist_ok=True)
-        (base_home / "models").symlink_to(home / "models")
-        base = start_server(base_home, work, env={**env, "ENGINE": baseline[0], "PRECISION": baseline[1]})
+        base = start_server(linked_home(home, work / "baseline-home"), work, env={**env, "ENGINE": baseline[0], "PRECISION": baseline[1]})
         try:
             with sampler.paused():  # as for W1-W3: today's path has no sampler either (MetricsSampler.paused)
                 results["course"], results["course_baseline"] = course_side_by_side(
@@ -474,10 +473,11 @@ def measure_all(args: argparse.Namespace, work: Path) -> int:
         results["engine_in_rounds"] = {}
         for name, vus, batch, also in SIDE_BY_SIDE:
             progress(f"{name}: {vus} clients x 1 unique text, beside the engine in process (batch {batch}) and the no-op "
-                     f"endpoint, {rounds} alternating rounds" + "".join(f", {other} in the same rounds" for other in also))
+                     f"endpoint, {rounds} alternating rounds" + "".join(f", {other} in the same rounds" for other in also)
+                     + ", and the same with the model in its own service")
             with sampler.paused():  # each side of a ratio unscraped, as the no-op endpoint is
                 runs, results["engine_in_rounds"]["a" if batch > 1 else "b"] = side_by_side(
-                    served_classifier, batch, server.url, noop.url, vus, rounds, seconds(10), args.out, name, also)
+                    served_classifier, batch, server.url, noop.url, vus, rounds, seconds(10), args.out, name, also, split.url)
             results.update(runs)
         del served_classifier
         progress("saturation: unique sentences at a rising arrival rate (k6/saturation.js)")
@@ -490,25 +490,16 @@ def measure_all(args: argparse.Namespace, work: Path) -> int:
         progress("HTTP ceiling: the no-op BentoML service under the cached run's load")
         results["noop"] = k6(clients, {"BASE_URL": noop.url, **cached_env}, args.out, "noop")
         progress("profiles: py-spy of each worker under W1's and W3's load (extra short runs, not the measured ones)")
-        results["profiles"] = {"w1": profiled(server, 32, args.out, "profile-w1"), "w3": profiled(server, 1, args.out, "profile-w3")}
+        results["profiles"] = {"w1": profiled(server, 32, args.out, "profile-w1"), "w3": profiled(server, 1, args.out, "profile-w3"),
+                               "service_w1": profiled(split, 32, args.out, "profile-service-w1"),
+                               "service_w3": profiled(split, 1, args.out, "profile-service-w3")}
     finally:
         try:
-            results["metrics"] = sampler.stop()
+            results["metrics"] = sampler.stop() if sampler.is_alive() else []
         finally:
-            server.stop()
-            noop.stop()
+            for started in servers:
+                started.stop()
     try:
-        progress("the model in its own service (MODEL_PLACEMENT=service): W1, W2, W3 again")
-        split = start_server(home, work, env={**env, "MODEL_PLACEMENT": "service"})
-        try:
-            redis_flush(redis)
-            for name, vus, texts in WORKLOADS:
-                results[f"service_{name}"] = k6(clients, {"BASE_URL": split.url, "VUS": str(vus), "TEXTS": str(texts),
-                                                          "DURATION": seconds(20)}, args.out, f"service-{name}", metrics_url=split.url)
-            results["profiles"].update(service_w1=profiled(split, 32, args.out, "profile-service-w1"),
-                                       service_w3=profiled(split, 1, args.out, "profile-service-w3"))
-        finally:
-            split.stop()
         progress("the no-op service with tracing off as this service runs BentoML (no span built), W3's and the cached load")
         untraced = start_server(noop_home, work, service="benchmark.noop_service:NoopUntraced")
         try:
@@ -522,6 +513,14 @@ def measure_all(args: argparse.Namespace, work: Path) -> int:
     write_report(results, args.out)
     progress(f"report: {args.out / 'summary.md'}")
     return 0
+
+
+def linked_home(home: Path, path: Path) -> Path:
+    """A BENTOML_HOME of its own over `home`'s model store, for a second server from that store: `bentoml serve`
+    empties its home's Prometheus directory, and with it the metrics of a server already running from there."""
+    path.mkdir(exist_ok=True)
+    (path / "models").symlink_to(home / "models")
+    return path
 
 
 def course_side_by_side(redis: RedisServer, url: str, baseline_url: str, env: dict[str, str], rounds: int,
@@ -541,11 +540,12 @@ def course_side_by_side(redis: RedisServer, url: str, baseline_url: str, env: di
 
 
 def side_by_side(classifier, batch: int, url: str, noop_url: str, vus: int, rounds: int, duration: str,  # noqa: ANN001
-                 out_dir: Path, name: str, also: tuple[str, ...] = ()) -> tuple[dict[str, dict], float]:
+                 out_dir: Path, name: str, also: tuple[str, ...] = (), split_url: str | None = None) -> tuple[dict[str, dict], float]:
     """A workload and its ceilings measured in alternation: the served pair in process at `batch`, the service under
     `vus` one-text clients, the no-op endpoint under the same load, and the service under each workload of `also`
-    (WORKLOADS' names) judged against the same engine figure, `rounds` times. Returns each side's rounds as one
-    run (`name`, `noop_<name>`, and each of `also`), and the engine's mean rate.
+    (WORKLOADS' names) judged against the same engine figure, then the workload and those of `also` on the service
+    at `split_url` (the model in its own service), `rounds` times. Returns each side's rounds as one run (`name`,
+    `noop_<name>`, each of `also`, and `service_<workload>` for each on the split service), and the engine's mean rate.
 
     Why: this machine's speed drifts (the no-op endpoint went from 374 to 649 requests/s within minutes on one
     afternoon), so a target measured minutes away from its ceiling compares two machines. Side by side, each
@@ -553,6 +553,8 @@ def side_by_side(classifier, batch: int, url: str, noop_url: str, vus: int, roun
     inputs = sixteen_tokens(classifier)
     engine: list[float] = []
     runs: dict[str, list[dict]] = {name: [], f"noop_{name}": [], **{other: [] for other in also}}
+    split = (name, *also) if split_url else ()
+    runs.update({f"service_{workload}": [] for workload in split})
     shapes = {workload: (clients, texts) for workload, clients, texts in WORKLOADS}
     for round_ in range(1, rounds + 1):
         engine.append(batch_rate(classifier, inputs, batch, seconds=3))
@@ -563,6 +565,11 @@ def side_by_side(classifier, batch: int, url: str, noop_url: str, vus: int, roun
             clients, texts = shapes[other]
             runs[other].append(k6("k6/clients.js", {"BASE_URL": url, "VUS": str(clients), "TEXTS": str(texts), "DURATION": duration},
                                   out_dir, f"{other}-{round_}", metrics_url=url))
+        for workload in split:
+            clients, texts = shapes[workload]
+            runs[f"service_{workload}"].append(k6("k6/clients.js", {"BASE_URL": split_url, "VUS": str(clients), "TEXTS": str(texts),
+                                                                    "DURATION": duration}, out_dir, f"service-{workload}-{round_}",
+                                                  metrics_url=split_url))
     return {run: merge_runs(parts) for run, parts in runs.items()}, sum(engine) / len(engine)
 
 

@@ -156,6 +156,12 @@ def test_workloads_run_beside_their_ceilings_are_judged_against_the_ceilings_of_
     assert f["ratios"]["w2_vs_E_a"] == pytest.approx(f["w2"]["sentences_per_s"] / 450.0)
     assert "| E_a | openvino/int8 in process, batch 32, between the W1 and W2 rounds (2, alternating with the service and the no-op endpoint) | 450.0 |" \
         in summary_markdown(f, run, [])
+    # the model service's W1 in the same rounds: judged against the same ceilings, which say so
+    run["service_w1"] = merge_runs([k6_run(50, 100.0, 90.0, 120.0)] * 2)
+    f = figures(run)
+    assert f["ratios"]["service_w1_vs_L1"] == pytest.approx(100.0 / (1 / (1 / 450 + 1 / 1000)))
+    assert ("| H_32 | no-op BentoML endpoint, W1's load (32 clients), between the W1 rounds (2, alternating with the service, "
+            "the service with its model service and the no-op endpoint) | 1000.0 |") in summary_markdown(f, run, [])
 
 
 def test_the_course_scenario_alternates_with_todays_path_each_round_from_an_empty_cache(monkeypatch: pytest.MonkeyPatch,
@@ -184,6 +190,35 @@ def test_the_course_scenario_alternates_with_todays_path_each_round_from_an_empt
     summary = summary_markdown(f, run, [])
     assert "| course (10 VUs, 95% cached payload), openvino/int8, 2 rounds alternating with today's path | 200 | 0 |" in summary
     assert "| Course p99 lower than on today's path (torch/bf16) | 2.0 ms vs 3.0 ms | met |" in summary
+
+
+def test_the_model_service_runs_its_workloads_in_the_rounds_of_their_ceilings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from benchmark import run as bench
+
+    calls: list[str] = []
+
+    def k6(script: str, env: dict, out_dir: Path, name: str, metrics_url: str | None = None) -> dict:
+        calls.append(f"{name}@{env['BASE_URL']} {env['VUS']}x{env['TEXTS']}")
+        return {"started": 0.0, "points": [(0.0, 5.0, 200)], "thresholds_passed": True,
+                "metrics": {"http_reqs": {"count": 10, "rate": 10.0}, "http_req_duration": {"avg": 5.0}, "checks": {"fails": 0}}}
+
+    def batch_rate(classifier, inputs, batch: int, seconds: float) -> float:  # noqa: ANN001
+        calls.append(f"engine batch {batch}")
+        return 300.0
+
+    class Classifier:
+        def token_ids(self, texts: list[str]) -> list[list[int]]:
+            return [[101, *range(20), 102] for _ in texts]
+
+    monkeypatch.setattr(bench, "k6", k6)
+    monkeypatch.setattr(bench, "batch_rate", batch_rate)
+    runs, engine = bench.side_by_side(Classifier(), 32, "http://inline", "http://noop", 32, 2, "10s", tmp_path, "w1", ("w2",),
+                                      "http://split")
+    one_round = ["engine batch 32", "w1-{}@http://inline 32x1", "noop-w1-{}@http://noop 32x1", "w2-{}@http://inline 16x8",
+                 "service-w1-{}@http://split 32x1", "service-w2-{}@http://split 16x8"]
+    assert calls == [step.format(r) for r in (1, 2) for step in one_round]
+    assert sorted(runs) == ["noop_w1", "service_w1", "service_w2", "w1", "w2"] and engine == 300.0
+    assert all(run["rounds"] == 2 for run in runs.values())
 
 
 def test_a_run_starts_by_removing_what_an_earlier_run_wrote_into_its_folder(tmp_path: Path) -> None:
