@@ -281,7 +281,8 @@ class Sentiment:
             verify_batch_policy()  # the same tripwires the model service runs
             respawn.check_respawn()
             classifier = load_classifier(stored, engine, precision, startup)
-            self.inline = classify = InlineModel(lambda ids: run_batch(classifier, ids))
+            # alone: this request is the only one in the worker (probes and scrapes aside), see inline.py
+            self.inline = classify = InlineModel(lambda ids: run_batch(classifier, ids), alone=lambda: DRAIN.in_progress <= 1)
         else:
             check_never_recycled(self.model)  # tripwire: see sentiment/batching/connection.py
             classify = ModelService(self.model.to_async, "classify", retry_within_s=settings.request_timeout_s / 2)

@@ -128,6 +128,12 @@ BATCH_WAIT = Gauge(
     labelnames=["kind"],
     multiprocess_mode="livemax",
 )
+INLINE_BATCHES = Counter(
+    name="sentiment_inline_batches",
+    documentation="Batches of the model inline in the public worker, by the thread that ran them: event_loop "
+    "(a lone request's small batch, no thread hop) or engine; sentiment/batching/inline.py",
+    labelnames=["thread"],
+)
 BATCH_TOKENS = Histogram(
     name="sentiment_batch_tokens",
     documentation="Tokens fed to the model per adaptive batch, padding included",

@@ -4,12 +4,14 @@ its own model service (MODEL_PLACEMENT=service); batches shared across clients a
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 import pytest
 
 from harness.clients import closed_loop
-from harness.processes import start_server
+from harness.processes import start_server, wait_until
+from harness.prometheus import metric_sum
 from tests.helpers import batches_and_texts
 from tests.test_startup import startup_gauges
 
@@ -26,6 +28,37 @@ def test_by_default_the_model_runs_in_the_public_worker(server) -> None:  # noqa
     assert httpx.get(f"{server.url}/info", timeout=10).json()["served_by"]["placement"] == "inline"
     assert "placement=inline" in server.log()
     assert any(k.startswith("sentiment_model_info") and v == 1 for k, v in server.metrics().items())
+
+
+def test_a_lone_requests_small_batch_runs_on_the_event_loop_and_any_other_on_the_engine_thread(server) -> None:  # noqa: ANN001
+    """sentiment/batching/inline.py: no thread hop for a client that is alone, and never a long hold of the loop."""
+    port = int(server.url.rsplit(":", 1)[1])
+
+    def batches() -> tuple[float, float]:
+        metrics = server.metrics()
+        return tuple(metric_sum(metrics, "sentiment_inline_batches_total", thread=t) for t in ("event_loop", "engine"))
+
+    def predict(texts: list[str]) -> None:
+        response = httpx.post(f"{server.url}/predict", json={"text": texts}, timeout=60)
+        assert response.status_code == 200, response.text
+
+    before = batches()
+    predict(["a lone client finds this one rather good"])
+    assert batches() == (before[0] + 1, before[1])
+    predict([f"a lone client sends text number {i} of eight, every one of them a fairly long sentence" for i in range(8)])
+    assert batches() == (before[0] + 1, before[1] + 1)  # over ON_LOOP_MAX_TOKENS: the engine's thread
+    # another request in the worker (its body still on its way): the loop must stay free for it
+    body = b'{"text": ["I am still sending my body"]}'
+    head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as held:
+        held.sendall(head.encode() + body[:10])
+        wait_until(lambda: metric_sum(server.metrics(), "bentoml_service_request_in_progress", endpoint="/predict") == 1,
+                   timeout=10, what="the server reading the held request's body")
+        predict(["a client that is not alone finds this one rather good"])
+        assert batches() == (before[0] + 1, before[1] + 2)
+        held.sendall(body[10:])
+        assert held.recv(4096).startswith(b"HTTP/1.1 200")
+    assert batches() == (before[0] + 2, before[1] + 2)  # the held request, alone by then
 
 
 def test_the_model_service_runs_in_its_own_worker_and_times_its_start(split_server) -> None:  # noqa: ANN001
