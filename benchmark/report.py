@@ -183,6 +183,8 @@ def stage_breakdown(run: dict[str, Any]) -> dict[str, float]:
     batches = metric_sum(server, "sentiment_batch_texts_count")
     inference = metric_sum(server, "sentiment_inference_duration_seconds_sum", stage="forward")
     out["engine per batch"] = 1000 * inference / batches if batches else float("nan")
+    out["batches"] = batches
+    out["batches on the event loop"] = metric_sum(server, "sentiment_inline_batches_total", thread="event_loop")
     out["client mean"] = run["metrics"].get("http_req_duration", {}).get("avg", float("nan"))
     out["outside the stages"] = out["client mean"] - sum(out[stage] for stage in STAGES)
     return out
@@ -473,7 +475,17 @@ worker's forward pass for one adaptive batch.
 | stage | W1 (32 clients) | W3 (1 client) | W1, model service | W3, model service |
 | --- | --- | --- | --- | --- |
 {rows}
-{request_work_line(f)}{batch_curve_line(f)}{profiles_section(f)}"""
+{on_loop_line(f)}{request_work_line(f)}{batch_curve_line(f)}{profiles_section(f)}"""
+
+
+def on_loop_line(f: dict[str, Any]) -> str:
+    """How many of the inline model's batches ran on the event loop (a lone request's small batch, no thread hop)."""
+    runs = [(label, f["stages"][run]) for run, label in (("w1", "W1"), ("w3", "W3")) if f["stages"].get(run, {}).get("batches")]
+    if not runs:
+        return ""
+    counts = ", ".join(f"{label} {stages['batches on the event loop']:.0f} of {stages['batches']:.0f}" for label, stages in runs)
+    return (f"\nBatches the model inline ran on the event loop itself, without the hop to the engine's thread and back "
+            f"(a request alone in the worker, at most 64 tokens; sentiment/batching/inline.py): {counts}.\n")
 
 
 def long_reviews_section(results: dict[str, Any]) -> str:

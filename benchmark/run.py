@@ -311,7 +311,8 @@ def wait_idle(url: str, timeout: float = 120.0) -> None:
 
 # what a scenario records from the server: batch fill, and the stages of the request path
 SERVER_METRICS = ("sentiment_batch_texts_", "sentiment_stage_duration_seconds_sum", "sentiment_stage_duration_seconds_count",
-                  "sentiment_inference_duration_seconds_sum", "sentiment_cache_lookups_total", "sentiment_redis_roundtrip_seconds_count")
+                  "sentiment_inference_duration_seconds_sum", "sentiment_cache_lookups_total", "sentiment_redis_roundtrip_seconds_count",
+                  "sentiment_inline_batches_total")
 
 
 _RUNS = itertools.count(1)

@@ -25,8 +25,12 @@ def synthetic_run() -> dict:
 
     samples = [metrics(1000 + i, 150.0 * i, 3.0 * i, 10.0 * i, 2.0 * i, 20.0 * i, float(i // 5)) for i in range(20)]
 
-    def scenario(start: float, ms: list[float], status: int = 200, rate: float = 0.0, texts: int = 1, batch: float = 0.0) -> dict:
+    def scenario(start: float, ms: list[float], status: int = 200, rate: float = 0.0, texts: int = 1, batch: float = 0.0,
+                 on_loop: float = 0.0) -> dict:
         server = {"sentiment_batch_texts_sum": batch * 10, "sentiment_batch_texts_count": 10.0} if batch else {}
+        if on_loop:  # of the 10 batches, those the model inline ran on the event loop
+            server['sentiment_inline_batches_total{thread="event_loop"}'] = on_loop
+            server['sentiment_inline_batches_total{thread="engine"}'] = 10.0 - on_loop
         if batch:  # 10 batches of `batch` requests; per request 0.5 ms tokenize, 3 ms model, 0.25 ms respond
             requests = batch * 10
             for stage, ms_each in (("tokenize", 0.5), ("cache_lookup", 0.0), ("model", 3.0), ("respond", 0.25)):
@@ -50,7 +54,7 @@ def synthetic_run() -> dict:
         "saturation": scenario(1000, [500.0] * 50), "course": scenario(1010, [3.0] * 98 + [40.0, 45.0]),
         "course_baseline": scenario(1030, [3.0] * 98 + [60.0, 70.0]),
         "w1": scenario(1040, [80.0] * 100, rate=200.0, batch=24.0), "w2": scenario(1050, [90.0] * 100, rate=30.0, texts=8, batch=60.0),
-        "w3": scenario(1060, [6.0] * 100, rate=150.0, batch=1.0),
+        "w3": scenario(1060, [6.0] * 100, rate=150.0, batch=1.0, on_loop=9.0),
         "cached": scenario(1015, [1.5] * 100, rate=880.0), "noop": scenario(1070, [1.2] * 100, rate=950.0),
         "noop_w1": scenario(1080, [30.0] * 100, rate=1000.0), "noop_w3": scenario(1090, [1.0] * 100, rate=800.0),
         "noop_untraced": scenario(1095, [1.0] * 100, rate=1100.0), "noop_untraced_w3": scenario(1096, [0.8] * 100, rate=900.0),
@@ -123,6 +127,7 @@ def test_report_folder_has_summary_charts_and_results(tmp_path: Path) -> None:
     assert "| Course p99 lower than on today's path (torch/bf16) | 40.0 ms vs 60.0 ms | met |" in summary
     assert "| L1 | 1 / (1/E_a + 1/H_32): model and HTTP work on the same cores | 333.3 |" in summary
     assert "| tokenize | 0.50 | 0.50 | 0.50 | 0.50 |" in summary
+    assert "(a request alone in the worker, at most 64 tokens; sentiment/batching/inline.py): W1 0 of 10, W3 9 of 10." in summary
     assert "| openvino/int8 | 500.0 | 260.0 | 300.0 | 99.54% | 89.68% | pass |" in summary
     assert json.loads((tmp_path / "results.json").read_text())["served"] == "openvino/int8"
 
