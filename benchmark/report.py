@@ -311,8 +311,8 @@ def summary_markdown(f: dict[str, Any], results: dict[str, Any], chart_names: li
 
 Run {results['started']}{' (quick)' if results['quick'] else ''}; model: {results['model']};
 CPU: {cpu_line(f['cpu'])};
-served as {f['served']} (what ENGINE=auto PRECISION=auto chose for the substitute model after
-`import --eval`); one machine: the service, Redis and the k6 load generator share its cores.
+served as {f['served']} ({served_why(results)}); one machine: the service, Redis and the k6 load generator
+share its cores.
 
 ## Targets
 
@@ -476,6 +476,14 @@ worker's forward pass for one adaptive batch.
 | --- | --- | --- | --- | --- |
 {rows}
 {on_loop_line(f)}{request_work_line(f)}{batch_curve_line(f)}{profiles_section(f)}"""
+
+
+def served_why(results: dict[str, Any]) -> str:
+    """Why the run served its pair: auto's choice for the substitute model, or named with --serve."""
+    auto = results.get("auto_chose", results["served"])
+    if auto == results["served"]:
+        return "what ENGINE=auto PRECISION=auto chose for the substitute model after `import --eval`"
+    return f"named with --serve; auto chose {auto} for the substitute model after `import --eval`"
 
 
 def on_loop_line(f: dict[str, Any]) -> str:

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmark.report import write_report
+from benchmark.report import served_why, write_report
 from harness.accuracy import eval_accuracy, served_accuracy
 from harness.processes import RedisServer, ServerProcess, free_port, start_server
 from harness.prometheus import parse_metrics
@@ -430,6 +430,7 @@ def measure_all(args: argparse.Namespace, work: Path) -> int:
     progress(f"model: {results['model']}")
     results["raw"] = raw_throughput(stored_path, seconds=2 * scale + 1, rounds=rounds)
 
+    results["auto_chose"] = pair_key(*served)
     if args.serve:
         served = tuple(args.serve.split("/"))  # type: ignore[assignment]
     results["served"] = pair_key(*served)
@@ -444,7 +445,7 @@ def measure_all(args: argparse.Namespace, work: Path) -> int:
              f"{results['request_work']['after_forward_us']:.0f} µs right after a forward")
     baseline = ("torch", "bf16" if supports_bf16() else "fp32")
     results["baseline"] = pair_key(*baseline)
-    progress(f"serving {results['served']} (auto's choice for the substitute model); baseline {results['baseline']}")
+    progress(f"serving {results['served']} ({served_why(results)}); baseline {results['baseline']}")
 
     redis = RedisServer(free_port()).start()
     env = {"REDIS_URL": redis.url, "ENGINE": served[0], "PRECISION": served[1]}

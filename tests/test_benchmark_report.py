@@ -309,3 +309,12 @@ def test_profile_samples_are_charged_to_the_innermost_frame_of_a_known_layer() -
     assert layers["this service's code"] == pytest.approx(25.0)
     assert layers["asyncio and the rest"] == pytest.approx(15.0)
     assert layers["total"] == pytest.approx(100.0)
+
+
+def test_the_report_says_whether_the_served_pair_was_auto_s_choice_or_named(tmp_path: Path) -> None:
+    run = synthetic_run()
+    write_report(run, tmp_path)
+    assert "served as openvino/int8 (what ENGINE=auto PRECISION=auto chose for the substitute model" in (tmp_path / "summary.md").read_text()
+    write_report({**run, "auto_chose": "openvino/bf16"}, tmp_path)
+    assert ("served as openvino/int8 (named with --serve; auto chose openvino/bf16 for the substitute model"
+            in (tmp_path / "summary.md").read_text())
