@@ -83,9 +83,12 @@ def test_every_dashboard_query_returns_data(scraped_service) -> None:  # noqa: A
     server, prometheus = scraped_service
     def scraping() -> bool:
         try:
-            targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+            response = httpx.get(f"{prometheus}/api/v1/targets", timeout=5)
         except httpx.HTTPError:
             return False
+        if response.status_code != 200:  # "Service Unavailable" until Prometheus has started
+            return False
+        targets = response.json()["data"]["activeTargets"]
         return bool(targets) and targets[0]["health"] == "up"
 
     wait_until(scraping, timeout=60, what="Prometheus up and scraping the service")
