@@ -38,15 +38,15 @@ class InlineModel:
         self._alone = alone
         self.on_loop_max_tokens = on_loop_max_tokens
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
-        for thread in ("event_loop", "engine"):  # both series from the start, at 0
-            metrics.INLINE_BATCHES.labels(thread=thread)
+        # both series from the start, at 0
+        self._on_loop, self._on_engine = (metrics.INLINE_BATCHES.labels(thread=t) for t in ("event_loop", "engine"))
 
     async def __call__(self, items: list[list[int]]) -> Sequence[Sequence[float]]:
         # One call at a time (the merger's max_in_flight=1): the engine thread is idle here.
         if sum(map(len, items)) <= self.on_loop_max_tokens and self._alone():
-            metrics.INLINE_BATCHES.labels(thread="event_loop").inc()
+            self._on_loop.inc()
             return self._run(items)
-        metrics.INLINE_BATCHES.labels(thread="engine").inc()
+        self._on_engine.inc()
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._run, items)
 
     def close(self) -> None:
