@@ -491,9 +491,11 @@ def on_loop_line(f: dict[str, Any]) -> str:
     runs = [(label, f["stages"][run]) for run, label in (("w1", "W1"), ("w3", "W3")) if f["stages"].get(run, {}).get("batches")]
     if not runs:
         return ""
+    from sentiment.batching.inline import ON_LOOP_MAX_TOKENS
+
     counts = ", ".join(f"{label} {stages['batches on the event loop']:.0f} of {stages['batches']:.0f}" for label, stages in runs)
     return (f"\nBatches the model inline ran on the event loop itself, without the hop to the engine's thread and back "
-            f"(a request alone in the worker, at most 64 tokens; sentiment/batching/inline.py): {counts}.\n")
+            f"(a request alone in the worker, at most {ON_LOOP_MAX_TOKENS} tokens; sentiment/batching/inline.py): {counts}.\n")
 
 
 def long_reviews_section(results: dict[str, Any]) -> str:
